@@ -1,0 +1,107 @@
+// Test runner: transpiles the TypeScript, runs each uvu test file in its own Node process
+// (a native crash or a hang then fails one file, not the run), bounded by a per-file time
+// limit, and ends with the totals line `N passed, N failed` that CI reads.
+//
+//   node scripts/test.mjs [--suite main|faults|all] [--jobs N] [--timeout S] [filter…]
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { compileTs } from './compile-ts.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  if (i < 0) return dflt;
+  const v = args[i + 1];
+  args.splice(i, 2);
+  return v;
+};
+const suite = opt('--suite', 'main');
+const jobs = Number(opt('--jobs', process.env.CIC_TEST_JOBS ?? '1'));
+const fileTimeoutS = Number(opt('--timeout', process.env.CIC_TEST_FILE_TIMEOUT_S ?? '300'));
+const filters = args;
+
+const SUITES = { main: ['test'], faults: ['test/faults'], all: ['test', 'test/faults'] };
+if (!SUITES[suite]) {
+  console.error(`unknown suite ${suite}; one of ${Object.keys(SUITES).join(', ')}`);
+  process.exit(2);
+}
+
+if (!existsSync(join(root, 'build/Release/cic_h2.node'))) {
+  console.error('warning: the native addon is missing (run `npm install`); HTTP/2 tests will fail');
+}
+
+await compileTs();
+
+const files = [];
+for (const dir of SUITES[suite]) {
+  const abs = join(root, dir);
+  if (!existsSync(abs)) continue;
+  for (const name of readdirSync(abs).sort()) {
+    if (!/^\d\d-.*\.test\.ts$/.test(name)) continue;
+    const rel = join(dir, name);
+    if (filters.length && !filters.some((f) => rel.includes(f))) continue;
+    files.push(rel);
+  }
+}
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+const logDir = join(root, 'build/test-logs');
+mkdirSync(logDir, { recursive: true });
+
+function runFile(rel) {
+  const js = join(root, 'build/ts', rel.replace(/\.ts$/, '.js'));
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--enable-source-maps', js], {
+      cwd: root,
+      env: { ...process.env, NO_COLOR: '1', CIC_TEST_ROOT: root },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, fileTimeoutS * 1000);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const text = out.replace(ANSI, '');
+      const num = (label) => Number((text.match(new RegExp(`^\\s*${label}:\\s+(\\d+)`, 'm')) || [])[1] ?? NaN);
+      let total = num('Total'), passed = num('Passed'), skipped = num('Skipped');
+      let failed = Number.isFinite(total) ? total - passed - (skipped || 0) : NaN;
+      const ok = code === 0 && !timedOut && Number.isFinite(total) && failed === 0;
+      if (!Number.isFinite(total)) { total = 1; passed = 0; skipped = 0; failed = 1; }
+      else if (!ok && failed === 0) failed = 1; // exited badly after reporting success
+      writeFileSync(join(logDir, rel.replace(/[\/]/g, '_') + '.log'), out);
+      resolve({ rel, ok, total, passed, failed, skipped: skipped || 0, ms: Date.now() - started, timedOut, code, signal, text });
+    });
+  });
+}
+
+const results = [];
+let next = 0;
+async function worker() {
+  while (next < files.length) {
+    const rel = files[next++];
+    const r = await runFile(rel);
+    results.push(r);
+    const tag = r.ok ? 'ok  ' : 'FAIL';
+    console.log(`${tag} ${rel}  ${r.passed}/${r.total - r.skipped} passed${r.skipped ? `, ${r.skipped} skipped` : ''}  ${(r.ms / 1000).toFixed(1)}s`);
+    if (!r.ok) {
+      const why = r.timedOut ? `timed out after ${fileTimeoutS}s` : `exit ${r.code ?? r.signal}`;
+      console.log(`---- ${rel} (${why}) ----\n${r.text.trimEnd()}\n---- end ${rel} ----`);
+    }
+  }
+}
+await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));
+
+const sum = (k) => results.reduce((a, r) => a + r[k], 0);
+const passed = sum('passed'), failed = sum('failed'), skipped = sum('skipped');
+console.log(`\n${files.length} files`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed === 0 && files.length > 0 ? 0 : 1);

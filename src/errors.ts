@@ -1,0 +1,127 @@
+// Every error the runtime raises carries a stable string code from this table.
+// Codes are a contract: callers, logs and exit codes switch on them; messages may change.
+
+import { redactText } from './util/secrets';
+
+interface CodeInfo {
+  /** Whether the same work may succeed if tried again (on a new connection, later). */
+  readonly retryable: boolean;
+  readonly summary: string;
+}
+
+export const ERROR_CODES = {
+  // --- generic -------------------------------------------------------------------------
+  ERR_INVALID_ARGUMENT: { retryable: false, summary: 'an argument has the wrong type or value' },
+  ERR_CLOSED: { retryable: false, summary: 'the object was used after close()' },
+  ERR_TIMEOUT: { retryable: true, summary: 'an operation did not finish within its deadline' },
+  ERR_INTERNAL: { retryable: false, summary: 'an invariant of the runtime was broken' },
+
+  // --- native addon --------------------------------------------------------------------
+  ADDON_NOT_FOUND: { retryable: false, summary: 'the native addon file could not be found or loaded' },
+
+  // --- HTTP/2 connection (src/h2) --------------------------------------------------------
+  H2_CONNECT_FAILED: { retryable: true, summary: 'the TCP connection could not be established' },
+  H2_CONNECT_TIMEOUT: { retryable: true, summary: 'connect, TLS handshake or the peer SETTINGS did not finish in time' },
+  H2_TLS_CERT: { retryable: false, summary: 'the server certificate was refused' },
+  H2_TLS_HOSTNAME: { retryable: false, summary: 'the server certificate does not match the host name' },
+  H2_TLS_CLOCK: { retryable: false, summary: 'the device clock is before the certificate start date (clock not set)' },
+  H2_TLS_EXPIRED: { retryable: false, summary: 'the server certificate has expired' },
+  H2_TLS_FAILED: { retryable: true, summary: 'the TLS handshake failed' },
+  H2_ALPN: { retryable: false, summary: 'the server did not agree to HTTP/2 (ALPN h2)' },
+  H2_PING_TIMEOUT: { retryable: true, summary: 'no PING ACK arrived before the deadline' },
+  H2_GOAWAY: { retryable: true, summary: 'the server sent GOAWAY; the stream was not processed' },
+  H2_GOAWAY_ERROR: { retryable: false, summary: 'the server sent GOAWAY with an error code' },
+  H2_STREAM_RESET: { retryable: false, summary: 'the stream was reset' },
+  H2_REFUSED_STREAM: { retryable: true, summary: 'the server refused the stream before processing it' },
+  H2_SOCKET_CLOSED: { retryable: true, summary: 'the socket closed before the response completed' },
+  H2_CONNECTION_CLOSED: { retryable: true, summary: 'the connection was closed locally' },
+  H2_PROTOCOL: { retryable: true, summary: 'the peer broke the HTTP/2 protocol; the session ended' },
+  H2_FLOOD: { retryable: true, summary: 'the peer flooded the session (control frames or unread output)' },
+  H2_HEADERS_TOO_LARGE: { retryable: false, summary: 'a response header list exceeded the configured limit' },
+  H2_BODY_TOO_LARGE: { retryable: false, summary: 'a response body exceeded the configured limit' },
+  H2_STREAM_LIMIT: { retryable: true, summary: 'no stream id or concurrent-stream slot is available' },
+  H2_BACKPRESSURE: { retryable: true, summary: 'the outbound queue is full' },
+  H2_SESSION: { retryable: false, summary: 'nghttp2 rejected a session operation' },
+
+  // --- auth (src/auth) ----------------------------------------------------------------
+  AUTH_STATE_MISMATCH: { retryable: false, summary: 'the authorize response state does not match the request (possible CSRF)' },
+  AUTH_TERMS_REQUIRED: { retryable: false, summary: 'the user must agree to the terms (HTTP 451)' },
+  AUTH_INVALID_GRANT: { retryable: false, summary: 'the grant is dead; the device must be paired again' },
+  AUTH_INVALID_CLIENT: { retryable: false, summary: 'the client credentials were refused' },
+  AUTH_INVALID_REQUEST: { retryable: false, summary: 'the auth server refused the request' },
+  AUTH_UNAUTHORIZED: { retryable: false, summary: 'the account token was refused (HTTP 401)' },
+  AUTH_SERVER: { retryable: true, summary: 'the auth server failed (5xx)' },
+  AUTH_NETWORK: { retryable: true, summary: 'the auth server could not be reached' },
+  AUTH_TIMEOUT: { retryable: true, summary: 'the auth request timed out' },
+  AUTH_BAD_RESPONSE: { retryable: true, summary: 'the auth server answered with a malformed body' },
+  AUTH_NOT_LOGGED_IN: { retryable: false, summary: 'there is no stored token; log in first' },
+
+  // --- token store (src/auth/token-store) ---------------------------------------------
+  STORE_CORRUPT: { retryable: false, summary: 'the token file is corrupt and no good generation is left' },
+  STORE_FOREIGN: { retryable: false, summary: 'the token file is not a cic-runtime token file' },
+  STORE_WRITE_FAILED: { retryable: true, summary: 'the token file could not be written (disk full, I/O error, read-only)' },
+  STORE_READ_FAILED: { retryable: true, summary: 'the token file could not be read' },
+  STORE_KEY: { retryable: false, summary: 'the device key is missing, unreadable or does not open the sealed record' },
+  STORE_PERMISSIONS: { retryable: false, summary: 'the token file or its directory is readable by others' },
+
+  // --- configuration / command line --------------------------------------------------
+  CONFIG_INVALID: { retryable: false, summary: 'the configuration is invalid' },
+  CONFIG_UNREADABLE: { retryable: false, summary: 'the configuration file could not be read or parsed' },
+  USAGE: { retryable: false, summary: 'the command line is invalid' },
+
+  // --- CIC (src/cic) ------------------------------------------------------------------
+  CIC_UNAUTHORIZED: { retryable: false, summary: 'CIC refused the token twice (HTTP 401)' },
+  CIC_NO_DOWNCHANNEL: { retryable: true, summary: 'CIC has no downchannel on this connection (HTTP 412)' },
+  CIC_TOO_MANY_REQUESTS: { retryable: true, summary: 'CIC refused a second downchannel (HTTP 429)' },
+  CIC_BAD_REQUEST: { retryable: false, summary: 'CIC refused the request as malformed (HTTP 400)' },
+  CIC_SERVER: { retryable: true, summary: 'CIC failed (5xx)' },
+  CIC_HTTP_STATUS: { retryable: false, summary: 'CIC answered with an unexpected HTTP status' },
+  CIC_EXCEPTION: { retryable: false, summary: 'CIC sent a System.Exception directive' },
+  CIC_MULTIPART: { retryable: false, summary: 'a multipart body is malformed' },
+  CIC_PART_TOO_LARGE: { retryable: false, summary: 'a multipart part or its headers exceed the size limit' },
+  CIC_BAD_DIRECTIVE: { retryable: false, summary: 'a directive is not valid UTF-8 JSON of the expected shape' },
+  CIC_QUEUE_FULL: { retryable: true, summary: 'the event queue is full' },
+  CIC_QUEUE_EXPIRED: { retryable: true, summary: 'an event waited in the queue longer than allowed' },
+  CIC_NOT_READY: { retryable: true, summary: 'the connection is not ready' },
+  CIC_EVENT_FAILED: { retryable: false, summary: 'the event was in flight when its connection died' },
+  CIC_STOPPED: { retryable: false, summary: 'the client was stopped' },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface CicErrorOptions {
+  cause?: unknown;
+  /** Overrides the code's default retryability (for example GOAWAY above last-stream-id). */
+  retryable?: boolean;
+  /** Structured, non-secret facts for logs and callers (status, stream id, path …). */
+  details?: Record<string, unknown>;
+}
+
+export class CicError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options: CicErrorOptions = {}) {
+    super(redactText(message ?? ERROR_CODES[code].summary), options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CicError';
+    this.code = code;
+    this.retryable = options.retryable ?? ERROR_CODES[code].retryable;
+    this.details = options.details;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export function isCicError(e: unknown, code?: ErrorCode): e is CicError {
+  return e instanceof CicError && (code === undefined || e.code === code);
+}
+
+/** Wraps anything thrown into a CicError with `code`, keeping an existing CicError as it is. */
+export function toCicError(e: unknown, code: ErrorCode, message?: string): CicError {
+  if (e instanceof CicError) return e;
+  const text = message ?? (e instanceof Error ? e.message : String(e));
+  return new CicError(code, text, { cause: e });
+}
