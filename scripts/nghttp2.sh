@@ -129,9 +129,13 @@ prepare() {
   say "source ready in $tree"
 }
 
+# gyp's make generator mangles absolute source paths: print paths relative to the project.
+relative() { realpath -m --relative-to="$root" "$1"; }
+
 case "${1:-dir}" in
-  dir) prepare; echo "$tree" ;;
-  sources) prepare; ls "$tree"/lib/*.c ;;
+  dir) prepare; relative "$tree" ;;
+  abs-dir) prepare; echo "$tree" ;;
+  sources) prepare; for f in "$tree"/lib/*.c; do relative "$f"; done ;;
   version) echo "$NGHTTP2_VERSION" ;;
-  *) die "usage: $0 dir|sources|version" ;;
+  *) die "usage: $0 dir|abs-dir|sources|version" ;;
 esac
