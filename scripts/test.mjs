@@ -4,7 +4,7 @@
 //
 //   node scripts/test.mjs [--suite main|faults|all] [--jobs N] [--timeout S] [filter…]
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileTs } from './compile-ts.mjs';
@@ -50,6 +50,10 @@ for (const dir of SUITES[suite]) {
 const ANSI = /\x1b\[[0-9;]*m/g;
 const logDir = join(root, 'build/test-logs');
 mkdirSync(logDir, { recursive: true });
+// Every token, code and secret a test server issues is appended here (one per line); after
+// the run, the captured output of every test file is searched for each of them.
+const secretsLog = join(root, 'build', `issued-secrets-${suite}.txt`);
+rmSync(secretsLog, { force: true });
 
 function runFile(rel) {
   const js = join(root, 'build/ts', rel.replace(/\.ts$/, '.js'));
@@ -57,7 +61,7 @@ function runFile(rel) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--enable-source-maps', js], {
       cwd: root,
-      env: { ...process.env, NO_COLOR: '1', CIC_TEST_ROOT: root },
+      env: { ...process.env, NO_COLOR: '1', CIC_TEST_ROOT: root, CIC_TEST_SECRETS_LOG: secretsLog },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -101,7 +105,26 @@ async function worker() {
 await Promise.all(Array.from({ length: Math.max(1, jobs) }, worker));
 
 const sum = (k) => results.reduce((a, r) => a + r[k], 0);
-const passed = sum('passed'), failed = sum('failed'), skipped = sum('skipped');
+let passed = sum('passed'), failed = sum('failed');
+const skipped = sum('skipped');
+
+// Whole-suite secret check: no issued secret may appear in any captured output line.
+if (existsSync(secretsLog)) {
+  const issued = [...new Set(readFileSync(secretsLog, 'utf8').split('\n').filter((v) => v.length >= 8))];
+  const leaks = [];
+  for (const r of results) {
+    for (const value of issued) {
+      if (r.text.includes(value) || r.text.includes(encodeURIComponent(value))) leaks.push(r.rel);
+    }
+  }
+  if (leaks.length) {
+    failed += 1;
+    console.log(`FAIL secret check: issued secrets appear in the output of ${[...new Set(leaks)].join(', ')} (values not shown)`);
+  } else {
+    passed += 1;
+    console.log(`ok   secret check: none of ${issued.length} issued secrets appears in ${results.length} files' output`);
+  }
+}
 console.log(`\n${files.length} files`);
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed === 0 && files.length > 0 ? 0 : 1);

@@ -53,4 +53,4 @@ const wall = Number(process.hrtime.bigint() - t0) / 1e3;
 const cpu = process.cpuUsage(cpu0);
 const rss = process.memoryUsage().rss;
 await client.close();
-process.stdout.write(JSON.stringify({ kind, n, cpuUsPerReq: (cpu.user + cpu.system) / n, wallUsPerReq: wall / n, rssMB: rss / 1048576, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ kind, n, cpuUsPerReq: (cpu.user + cpu.system) / n, userUs: cpu.user / n, sysUs: cpu.system / n, wallUsPerReq: wall / n, rssMB: rss / 1048576, maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');

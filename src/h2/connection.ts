@@ -19,6 +19,7 @@ export const DEFAULT_MAX_SOCKET_BUFFER = 256 * 1024; // stop pulling frames abov
 export const DEFAULT_STREAM_HIGH_WATER = 64 * 1024; // write() returns false above this many queued body bytes
 const SEND_CHUNK = 64 * 1024; // bytes drained from nghttp2 per socket write
 const CLOSE_GRACE_MS = 2_000; // after close(), wait this long for our GOAWAY to flush
+const READ_BUFFER_BYTES = 32 * 1024; // one reused socket read buffer per connection
 
 export interface ConnectOptions {
   host: string;
@@ -124,6 +125,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
   private closeTimer: TimerHandle | undefined;
   private closedPromise: Promise<void> | undefined;
   private bytesIn = 0;
+  private inputReused = false;
   private bytesOut = 0;
 
   /** Opens a connection; resolves once TLS (ALPN h2) is up and the peer's SETTINGS arrived. */
@@ -161,10 +163,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
       onReady(err);
     };
 
+    // Reads go straight into one reused buffer (`onread`), skipping the Readable stream
+    // machinery and a fresh allocation per read. Hazard: the buffer is overwritten by the next
+    // read, so DATA handed to streams from it must be copied (dispatch does).
+    const readBuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    const onread = { buffer: readBuf, callback: (n: number, buf: Uint8Array) => this.onSocketData(buf as Buffer, n, true) };
     if (options.createSocket) {
       this.socket = options.createSocket();
     } else if (options.plaintext) {
-      this.socket = net.connect({ host, port });
+      this.socket = net.connect({ host, port, onread } as unknown as net.NetConnectOpts);
     } else {
       const ca = options.ca === undefined ? undefined : Array.isArray(options.ca) ? options.ca : [options.ca];
       const servername = options.servername ?? (net.isIP(host) ? undefined : host);
@@ -179,7 +186,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
         ca: ca && options.caMode !== 'only' ? [...tls.rootCertificates, ...ca] : ca,
         // An IP literal has no SNI, but the certificate must still name that IP.
         checkServerIdentity: (name, cert) => tls.checkServerIdentity(servername ?? name, cert),
-      });
+        onread,
+      } as tls.ConnectionOptions);
     }
     const socket = this.socket;
     socket.setNoDelay(true);
@@ -195,7 +203,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
     if (socket instanceof tls.TLSSocket && !options.plaintext) socket.once('secureConnect', onConnected);
     else if (socket.connecting) socket.once('connect', onConnected);
     else queueMicrotask(onConnected);
-    socket.on('data', (buf: Buffer) => this.onSocketData(buf));
+    if (options.createSocket) socket.on('data', (buf: Buffer) => this.onSocketData(buf, buf.length, false));
     socket.on('drain', () => {
       this.waitingDrain = false;
       this.flush();
@@ -339,11 +347,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
 
   // ---- byte pump -------------------------------------------------------------------------
 
-  private onSocketData(buf: Buffer): void {
+  private onSocketData(buf: Buffer, length: number, reused: boolean): void {
     const session = this.session;
     if (!session || this.closed) return;
-    this.bytesIn += buf.length;
-    this.dispatch(session.receive(buf), buf);
+    this.bytesIn += length;
+    const input = length === buf.length ? buf : buf.subarray(0, length);
+    this.inputReused = reused;
+    this.dispatch(session.receive(input), input);
     this.scheduleFlush();
   }
 
@@ -407,8 +417,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
           break;
         case EV.DATA: {
           const off = ev[i + 2] as number;
-          // A view of the socket's buffer, no copy; it keeps that read buffer alive while held.
-          if (input) this.streams.get(sid)?.onData(input.subarray(off, off + (ev[i + 3] as number)));
+          const stream = this.streams.get(sid);
+          if (!input || !stream) break;
+          const view = input.subarray(off, off + (ev[i + 3] as number));
+          // The reused read buffer is overwritten by the next read: hand out a copy. A buffer
+          // from a 'data' event is ours to keep: hand out a view (it keeps that buffer alive).
+          stream.onData(this.inputReused ? Buffer.from(view) : view);
           break;
         }
         case EV.DATA_COPY:
