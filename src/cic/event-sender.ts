@@ -1,0 +1,174 @@
+// Sends one event as `POST /v1/events` (multipart/form-data: metadata + optional streamed
+// audio) on the downchannel's connection and turns the answer into an EventResult.
+//
+// In-flight rules: work the server provably did not process (GOAWAY above last-stream-id,
+// REFUSED_STREAM, 412) goes back to the queue; anything else that fails after the request
+// left is reported as CIC_EVENT_FAILED and never resent (the server may have acted on it).
+import { CicError, isCicError } from '../errors';
+import type { Logger } from '../log';
+import type { Connection } from '../h2/connection';
+import type { ClientStream } from '../h2/stream';
+import { sleep, type Clock } from '../util/clock';
+import { EventBodyWriter } from './multipart-writer';
+import { buildEventMetadata, type ContextEntry } from './message';
+import { exceptionFromBody } from './directive';
+import { statusError } from './http-status';
+import type { DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective } from './types';
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+export interface PendingEvent {
+  messageId: string;
+  namespace: string;
+  name: string;
+  metadata: object;
+  audio: OutgoingEvent['audio'];
+  createdAt: number;
+  retried401: boolean;
+  resolve: (r: EventResult) => void;
+  reject: (e: CicError) => void;
+}
+
+export interface SendHooks {
+  requeue(p: PendingEvent): void;
+  unauthorized(p: PendingEvent): void;
+  noDownchannel(p: PendingEvent): void;
+}
+
+export interface EventSenderOptions {
+  userAgent: string;
+  readDirectives: DirectiveReaderFactory;
+  log: Logger;
+  onDirective: (d: ReceivedDirective) => void;
+  now?: () => number;
+}
+
+export class EventSender {
+  private readonly opts: EventSenderOptions;
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(opts: EventSenderOptions) {
+    this.opts = opts;
+  }
+
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  /** Validates and stamps an event (fresh messageId); throws ERR_INVALID_ARGUMENT. */
+  prepare(event: OutgoingEvent & { messageId?: string }): PendingEvent {
+    const metadata = buildEventMetadata({
+      namespace: event?.namespace,
+      name: event?.name,
+      payload: event?.payload,
+      context: event?.context as ContextEntry[] | undefined,
+      dialogRequestId: event?.dialogRequestId,
+      messageId: event?.messageId,
+    });
+    return {
+      messageId: metadata.event.header.messageId,
+      namespace: event.namespace,
+      name: event.name,
+      metadata,
+      audio: event.audio,
+      createdAt: (this.opts.now ?? performance.now.bind(performance))(),
+      retried401: false,
+      resolve: () => {},
+      reject: () => {},
+    };
+  }
+
+  /** Resolves when every in-flight event settled, or after `ms`. */
+  async settled(ms: number, clock: Clock): Promise<void> {
+    if (this.inflight.size === 0) return;
+    await Promise.race([Promise.allSettled([...this.inflight]), sleep(clock, ms)]);
+  }
+
+  send(conn: Connection, token: string, p: PendingEvent, hooks: SendHooks): void {
+    const job = this.run(conn, token, p, hooks);
+    this.inflight.add(job);
+    void job.finally(() => this.inflight.delete(job));
+  }
+
+  private async run(conn: Connection, token: string, p: PendingEvent, hooks: SendHooks): Promise<void> {
+    const writer = new EventBodyWriter(JSON.stringify(p.metadata), { audio: p.audio !== undefined });
+    const headers = { authorization: `Bearer ${token}`, 'user-agent': this.opts.userAgent, 'content-type': writer.contentType };
+    let stream: ClientStream;
+    try {
+      stream = p.audio === undefined
+        ? conn.request({ path: '/v1/events', method: 'POST', headers, body: writer.complete() })
+        : conn.request({ path: '/v1/events', method: 'POST', headers, body: 'stream' });
+    } catch (e) {
+      // The connection closed between "ready" and now: nothing left, so it can wait.
+      if (isCicError(e, 'H2_CONNECTION_CLOSED')) return hooks.requeue(p);
+      return p.reject(e instanceof CicError ? e : new CicError('ERR_INTERNAL', String(e)));
+    }
+
+    const directives: ReceivedDirective[] = [];
+    const problems: CicError[] = [];
+    const errorBody: Buffer[] = [];
+    let errorBytes = 0;
+    stream.once('response', (head) => {
+      if (head.status === 200) {
+        const reader = this.opts.readDirectives(head.headers['content-type'] ?? '', 'event', (d) => directives.push(d), (err) => problems.push(err));
+        stream.on('data', (c) => reader.push(c));
+        stream.once('end', () => reader.end());
+      } else {
+        stream.on('data', (c) => {
+          if (errorBytes < MAX_ERROR_BODY) errorBody.push(c);
+          errorBytes += c.length;
+        });
+      }
+    });
+    const audio = p.audio !== undefined ? this.pumpAudio(stream, writer, p.audio) : Promise.resolve();
+    try {
+      await stream.finished();
+    } catch (err) {
+      const e = err as CicError;
+      if (e.retryable && (e.code === 'H2_GOAWAY' || e.code === 'H2_REFUSED_STREAM') && p.audio === undefined) return hooks.requeue(p);
+      await audio.catch(() => {});
+      return p.reject(new CicError('CIC_EVENT_FAILED', `event ${p.namespace}.${p.name} failed in flight: ${e.message}`, {
+        cause: e,
+        details: { messageId: p.messageId, cause: e.code },
+      }));
+    }
+    await audio.catch(() => {});
+    const status = stream.head!.status;
+    if (status === 200 || status === 204) {
+      for (const err of problems) this.opts.log.warn('event response part rejected', { code: err.code, messageId: p.messageId });
+      for (const d of directives) this.opts.onDirective(d);
+      return p.resolve({ messageId: p.messageId, status, directives });
+    }
+    if (status === 401 && p.audio === undefined) return hooks.unauthorized(p);
+    if (status === 412 && p.audio === undefined) return hooks.noDownchannel(p);
+    const exception = exceptionFromBody(Buffer.concat(errorBody));
+    p.reject(statusError(status, `event ${p.namespace}.${p.name}`, { messageId: p.messageId, exception: exception?.details }));
+  }
+
+  private async pumpAudio(stream: ClientStream, writer: EventBodyWriter, audio: NonNullable<OutgoingEvent['audio']>): Promise<void> {
+    const waitDrain = () => new Promise<void>((resolve) => {
+      const done = () => {
+        stream.off('drain', done);
+        stream.off('close', done);
+        resolve();
+      };
+      stream.once('drain', done);
+      stream.once('close', done);
+    });
+    if (!stream.write(writer.head()) && !stream.settled) await waitDrain();
+    try {
+      for await (const chunk of audio as AsyncIterable<Uint8Array>) {
+        if (stream.settled) return;
+        for (const piece of writer.audioChunk(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
+          if (!stream.write(piece) && !stream.settled) await waitDrain();
+        }
+      }
+    } catch (e) {
+      // The audio source failed: the request cannot be completed honestly.
+      stream.cancel();
+      throw e;
+    }
+    if (!stream.settled) stream.end(writer.tail());
+  }
+}
+

@@ -1,0 +1,492 @@
+// Push-based streaming multipart parser (RFC 2046 §5.1) for CIC responses.
+//
+// The downchannel is a multipart body that never ends: each part must be dispatched as soon
+// as the delimiter after it arrives, so nothing here waits for the closing `--boundary--`.
+// A part is complete the moment `LF--boundary` has been seen in full (RFC 2046: "it is
+// sufficient that the boundary appear in its entirety following the CRLF"); the rest of the
+// delimiter line (transport padding, CRLF, or `--` for the close delimiter) is read after
+// the part has been dispatched, so a server that pauses right after the boundary does not
+// delay the directive.
+//
+// Scanning. The only search is `chunk.indexOf(needle)` with needle = `\n--boundary`, once
+// over each pushed chunk from the current position. A delimiter split across pushes is
+// tracked as "how many needle bytes matched so far" (plus an optional CR before it), never
+// by concatenating the new chunk to old bytes. Hazard: re-scanning an accumulated buffer
+// from its start on every push makes a part that arrives in N small chunks cost O(N²) — a
+// 1 MB attachment in 1 KB DATA frames would be scanned ~500 times over; here each byte is
+// searched once (plus at most boundary.length+3 carried bytes per push).
+//
+// Line endings. Delimiters are found by `\n--boundary`; a CR right before the LF belongs to
+// the delimiter, so CRLF and (leniently) bare-LF bodies both parse. Consequence: a body that
+// really ends in CR followed by an LF-only delimiter loses that CR (ambiguous input; CRLF
+// senders are unaffected).
+//
+// Memory. The parser holds at most maxPartBytes of body + maxHeaderBytes of header block +
+// boundary.length+4 bytes of a partial delimiter. Too-large parts are reported and skipped
+// (discarded until the next delimiter); the body keeps parsing.
+//
+// Zero copy. Part bodies are subarrays of the pushed chunks: a part that arrived inside one
+// chunk is delivered as a view of that chunk, a part spread over several chunks is copied
+// once (Buffer.concat) when it completes. Retention hazard: a view keeps its whole chunk
+// alive (here, the socket read buffer the HTTP/2 layer handed out); a consumer that keeps a
+// small body for a long time should copy it (Buffer.from(part.body)).
+import { CicError, toCicError } from '../errors';
+import { checkBoundary, parseHeaderParams } from './content-type';
+
+export interface MultipartPart {
+  /** Header names lower-cased; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Content-ID without the surrounding `<>`. */
+  contentId?: string;
+  contentType?: string;
+  /** `name` parameter of Content-Disposition. */
+  name?: string;
+}
+
+export interface MultipartParserOptions {
+  boundary: string;
+  /** Largest part body kept (bytes); larger parts are reported (CIC_PART_TOO_LARGE) and skipped. */
+  maxPartBytes?: number;
+  /** Largest header block of a part (bytes, line ends included); larger → CIC_PART_TOO_LARGE, part skipped. */
+  maxHeaderBytes?: number;
+  /** Parts dispatched per body before the parser gives up (CIC_MULTIPART). Unlimited when unset (downchannel). */
+  maxParts?: number;
+  /** Called synchronously from push() for every complete part. Must not call push()/end(). */
+  onPart(part: MultipartPart): void;
+  /** Called for each problem; the parser keeps going unless the problem ends the body. */
+  onError(err: CicError): void;
+}
+
+/** 2 MiB: a TTS attachment is a few hundred KB (32 kbit/s MP3 ≈ 240 KB per minute). */
+export const DEFAULT_MAX_PART_BYTES = 2 * 1024 * 1024;
+/** 8 KiB: CIC part headers are three or four short lines. */
+export const DEFAULT_MAX_HEADER_BYTES = 8 * 1024;
+
+const LF = 0x0a;
+const CR = 0x0d;
+const DASH = 0x2d;
+const SP = 0x20;
+const HT = 0x09;
+
+const PREAMBLE = 0; // before the first delimiter: bytes are discarded
+const DELIM_LINE = 1; // after `--boundary`: `--`, transport padding, then LF
+const HEADERS = 2; // part header lines up to the blank line
+const BODY = 3; // part body up to the next delimiter
+const DONE = 4; // after the close delimiter: epilogue ignored
+const FAILED = 5; // gave up (maxParts) or end() was called
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const EMPTY = Buffer.alloc(0);
+
+function positiveInt(v: unknown, dflt: number, what: string): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new CicError('ERR_INVALID_ARGUMENT', `${what} must be a positive integer`);
+  return v;
+}
+
+export class MultipartParser {
+  readonly boundary: string;
+  private readonly needle: Buffer; // `\n--boundary`
+  private readonly maxPartBytes: number;
+  private readonly maxHeaderBytes: number;
+  private readonly maxParts: number;
+  private readonly onPart: (part: MultipartPart) => void;
+  private readonly onError: (err: CicError) => void;
+
+  private state = PREAMBLE;
+  private seen = 0;
+  private parts = 0;
+  // Partial delimiter carried between pushes: `pendK` needle bytes matched, `pendCR` a CR
+  // before them. At the very start a virtual LF is "matched" so a body that opens with
+  // `--boundary` (no preceding line break) is recognised; it is never emitted as content.
+  private pendK = 1;
+  private pendCR = false;
+  private pendVirtual = true;
+  // Delimiter line.
+  private lineLen = 0;
+  private lineDashes = 0;
+  private lineBad = false;
+  // Header block.
+  private headBytes = 0;
+  private headerCount = 0;
+  private lineCarry: Buffer[] = [];
+  private lineCarryLen = 0;
+  private headers: Record<string, string> = {};
+  private lastHeader: string | undefined;
+  // Body.
+  private chunks: Buffer[] = [];
+  private bodyLen = 0;
+  /** The current part is being discarded (too large or malformed) until the next delimiter. */
+  private skipping = false;
+
+  constructor(opts: MultipartParserOptions) {
+    if (!opts || typeof opts.onPart !== 'function' || typeof opts.onError !== 'function') {
+      throw new CicError('ERR_INVALID_ARGUMENT', 'MultipartParser needs onPart and onError callbacks');
+    }
+    const why = checkBoundary(opts.boundary);
+    if (why) throw new CicError('ERR_INVALID_ARGUMENT', `bad multipart boundary: ${why}`);
+    this.boundary = opts.boundary;
+    this.needle = Buffer.from(`\n--${opts.boundary}`, 'latin1');
+    this.maxPartBytes = positiveInt(opts.maxPartBytes, DEFAULT_MAX_PART_BYTES, 'maxPartBytes');
+    this.maxHeaderBytes = positiveInt(opts.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 'maxHeaderBytes');
+    this.maxParts = positiveInt(opts.maxParts, Number.MAX_SAFE_INTEGER, 'maxParts');
+    this.onPart = opts.onPart;
+    this.onError = opts.onError;
+  }
+
+  /** Bytes the parser currently holds (body + header block + partial delimiter). */
+  get bufferedBytes(): number {
+    return this.bodyLen + this.headBytes + this.lineCarryLen + this.pendK + (this.pendCR ? 1 : 0);
+  }
+
+  /** Body bytes pushed so far. */
+  get bytesSeen(): number {
+    return this.seen;
+  }
+
+  /** Parts dispatched so far. */
+  get partCount(): number {
+    return this.parts;
+  }
+
+  /** True once the close delimiter has been read. */
+  get closed(): boolean {
+    return this.state === DONE;
+  }
+
+  /** Feeds body bytes. Never throws for bad input: problems go to onError. */
+  push(chunk: Uint8Array): void {
+    if (this.state >= DONE) return;
+    if (!(chunk instanceof Uint8Array)) {
+      this.report(new CicError('ERR_INVALID_ARGUMENT', 'MultipartParser.push() needs a Buffer'));
+      return;
+    }
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (buf.length === 0) return;
+    this.seen += buf.length;
+    let pos = 0;
+    if (this.pendK > 0 || this.pendCR) {
+      // Does this chunk continue the delimiter that the previous one ended with?
+      const needle = this.needle;
+      const want = needle.length - this.pendK;
+      const m = Math.min(want, buf.length);
+      if (buf.compare(needle, this.pendK, this.pendK + m, 0, m) === 0) {
+        if (m < want) {
+          this.pendK += m;
+          return;
+        }
+        this.clearPending();
+        pos = m;
+        this.delimiter();
+      } else {
+        // Not a delimiter after all: the held bytes are content. (A delimiter cannot start
+        // inside them: the needle's only LF is its first byte.)
+        const held = this.heldBytes();
+        this.clearPending();
+        if (held.length > 0) this.flush(held, 0, held.length);
+      }
+    }
+    this.scan(buf, pos);
+  }
+
+  /** The body ended. A body that ends before its close delimiter is reported (CIC_MULTIPART). */
+  end(): void {
+    const st = this.state;
+    if (st === DONE || st === FAILED) return this.release();
+    this.state = FAILED;
+    const emptyBody = st === PREAMBLE && this.seen === 0;
+    this.release();
+    if (emptyBody) return; // no bytes at all: simply no parts
+    const where = st === PREAMBLE ? 'before the first delimiter' : st === BODY || st === HEADERS ? 'inside a part' : 'on a delimiter line';
+    this.report(new CicError('CIC_MULTIPART', `multipart body ended ${where} (no closing delimiter)`, {
+      details: { reason: 'truncated', parts: this.parts },
+    }));
+  }
+
+  // ---- scanning ----------------------------------------------------------------------------
+
+  private scan(buf: Buffer, from: number): void {
+    const needle = this.needle;
+    const len = buf.length;
+    let pos = from;
+    while (pos < len && this.state < DONE) {
+      const idx = buf.indexOf(needle, pos);
+      if (idx < 0) {
+        this.hold(buf, pos);
+        return;
+      }
+      const end = idx > pos && buf[idx - 1] === CR ? idx - 1 : idx;
+      if (end > pos) this.flush(buf, pos, end);
+      if (this.state >= DONE) return;
+      pos = idx + needle.length;
+      this.delimiter();
+    }
+  }
+
+  /** No delimiter in buf[pos..]: emit what cannot be the start of one, carry the rest. */
+  private hold(buf: Buffer, pos: number): void {
+    const needle = this.needle;
+    const len = buf.length;
+    let h = len;
+    let k = 0;
+    let cr = false;
+    const w = Math.max(pos, len - (needle.length - 1));
+    if (w < len) {
+      // Only the last LF in the window can start a partial match (the needle has one LF).
+      const j = buf.subarray(w, len).lastIndexOf(LF);
+      if (j >= 0 && buf.compare(needle, 0, len - (w + j), w + j, len) === 0) {
+        h = w + j;
+        k = len - h;
+      }
+    }
+    if (k > 0) {
+      if (h > pos && buf[h - 1] === CR) {
+        cr = true;
+        h--;
+      }
+    } else if (len > pos && buf[len - 1] === CR) {
+      cr = true;
+      h = len - 1;
+    }
+    if (h > pos) this.flush(buf, pos, h);
+    if (this.state >= DONE) return;
+    this.pendK = k;
+    this.pendCR = cr;
+    this.pendVirtual = false;
+  }
+
+  private heldBytes(): Buffer {
+    const start = this.pendVirtual ? 1 : 0;
+    const k = Math.max(this.pendK, start);
+    if (!this.pendCR) return k > start ? Buffer.from(this.needle.subarray(start, k)) : EMPTY;
+    const out = Buffer.allocUnsafe(1 + k - start);
+    out[0] = CR;
+    this.needle.copy(out, 1, start, k);
+    return out;
+  }
+
+  private clearPending(): void {
+    this.pendK = 0;
+    this.pendCR = false;
+    this.pendVirtual = false;
+  }
+
+  /** Content between delimiters (never contains one), routed by state. */
+  private flush(buf: Buffer, start: number, end: number): void {
+    while (start < end) {
+      switch (this.state) {
+        case DELIM_LINE:
+          start = this.delimLine(buf, start, end);
+          break;
+        case HEADERS:
+          start = this.headerBytes(buf, start, end);
+          break;
+        case BODY:
+          this.bodyBytes(buf, start, end);
+          return;
+        default: // PREAMBLE, DONE, FAILED: discarded
+          return;
+      }
+    }
+  }
+
+  private delimLine(buf: Buffer, start: number, end: number): number {
+    for (let i = start; i < end; i++) {
+      const b = buf[i]!;
+      this.lineLen++;
+      if (this.lineLen <= 2 && b === DASH && this.lineDashes === this.lineLen - 1) {
+        if (++this.lineDashes === 2) {
+          this.state = DONE; // close delimiter: the rest is epilogue
+          this.release();
+          return end;
+        }
+        continue;
+      }
+      if (b === LF) {
+        if (this.lineBad || this.lineDashes > 0) {
+          this.malformed('junk after the boundary on a delimiter line');
+          this.state = BODY;
+        } else {
+          this.state = HEADERS;
+        }
+        return i + 1;
+      }
+      if (b !== SP && b !== HT && b !== CR) {
+        this.lineBad = true;
+        // Junk line: jump to its end instead of looking at every byte.
+        const nl = buf.subarray(i, end).indexOf(LF);
+        this.lineLen += (nl < 0 ? end - i : nl) - 1;
+        if (nl > 0) i += nl - 1;
+        else if (nl < 0) i = end - 1;
+      }
+      if (this.lineLen > this.maxHeaderBytes) {
+        this.malformed('delimiter line longer than maxHeaderBytes');
+        this.state = BODY;
+        return end;
+      }
+    }
+    return end;
+  }
+
+  private headerBytes(buf: Buffer, start: number, end: number): number {
+    const nlRel = buf.subarray(start, end).indexOf(LF);
+    const take = nlRel < 0 ? end - start : nlRel + 1;
+    if (this.headBytes + take > this.maxHeaderBytes) {
+      this.skip(new CicError('CIC_PART_TOO_LARGE', `part header block exceeds ${this.maxHeaderBytes} bytes`, {
+        details: { limit: this.maxHeaderBytes, what: 'headers' },
+      }));
+      return end;
+    }
+    this.headBytes += take;
+    if (nlRel < 0) {
+      this.lineCarry.push(buf.subarray(start, end));
+      this.lineCarryLen += end - start;
+      return end;
+    }
+    const nl = start + nlRel;
+    let line = buf.subarray(start, nl);
+    if (this.lineCarry.length > 0) {
+      this.lineCarry.push(line);
+      line = Buffer.concat(this.lineCarry, this.lineCarryLen + line.length);
+      this.lineCarry = [];
+      this.lineCarryLen = 0;
+    }
+    if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
+    if (line.length === 0) {
+      this.state = BODY; // blank line: the body follows
+    } else if (!this.headerLine(line)) {
+      this.malformed('bad part header line');
+      return end;
+    }
+    return nl + 1;
+  }
+
+  private headerLine(line: Buffer): boolean {
+    const s = line.toString('utf8');
+    const first = s.charCodeAt(0);
+    if (first === SP || first === HT) {
+      // Obsolete line folding (RFC 5322 §2.2.3): continues the previous header.
+      if (this.lastHeader === undefined) return false;
+      this.headers[this.lastHeader] += ` ${s.trim()}`;
+      return true;
+    }
+    const colon = s.indexOf(':');
+    if (colon <= 0) return false;
+    const name = s.slice(0, colon).trimEnd().toLowerCase();
+    if (!HEADER_NAME.test(name)) return false;
+    const value = s.slice(colon + 1).trim();
+    this.headerCount++;
+    if (name === '__proto__') return true; // never a real header; would poison the record
+    const prev = this.headers[name];
+    this.headers[name] = prev === undefined ? value : `${prev}, ${value}`;
+    this.lastHeader = name;
+    return true;
+  }
+
+  private bodyBytes(buf: Buffer, start: number, end: number): void {
+    if (this.skipping) return;
+    const n = end - start;
+    if (this.bodyLen + n > this.maxPartBytes) {
+      this.skip(new CicError('CIC_PART_TOO_LARGE', `part body exceeds ${this.maxPartBytes} bytes`, {
+        details: { limit: this.maxPartBytes, what: 'body', contentId: stripAngles(this.headers['content-id']) },
+      }));
+      return;
+    }
+    this.chunks.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
+    this.bodyLen += n;
+  }
+
+  // ---- part boundaries -----------------------------------------------------------------------
+
+  /** A full `\n--boundary` was seen: the current part (if any) is complete. */
+  private delimiter(): void {
+    const st = this.state;
+    if (st === DELIM_LINE) {
+      // `--b` directly followed by the next delimiter: an empty part, nothing to dispatch.
+      if (this.lineBad || this.lineDashes > 0) this.malformed('junk after the boundary on a delimiter line');
+    } else if (st === HEADERS && !this.skipping) {
+      if (this.lineCarryLen > 0) this.malformed('part headers not followed by a blank line');
+      else if (this.headerCount > 0) this.dispatch(); // headers and no body
+      // else: no headers, no body: an empty part, ignored
+    } else if (st === BODY && !this.skipping) {
+      this.dispatch();
+    }
+    if (this.state >= DONE) return; // maxParts reached inside dispatch
+    this.resetPart();
+    this.state = DELIM_LINE;
+  }
+
+  private dispatch(): void {
+    if (++this.parts > this.maxParts) {
+      this.state = FAILED;
+      this.release();
+      this.report(new CicError('CIC_MULTIPART', `multipart body has more than ${this.maxParts} parts`, {
+        details: { reason: 'too-many-parts', limit: this.maxParts },
+      }));
+      return;
+    }
+    const headers = this.headers;
+    const chunks = this.chunks;
+    const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.bodyLen);
+    const part: MultipartPart = { headers, body };
+    const cid = stripAngles(headers['content-id']);
+    if (cid !== undefined) part.contentId = cid;
+    const type = headers['content-type'];
+    if (type !== undefined) part.contentType = type;
+    const disposition = headers['content-disposition'];
+    if (disposition !== undefined) {
+      const semi = disposition.indexOf(';');
+      const name = semi < 0 ? undefined : parseHeaderParams(disposition, semi + 1)?.find(([k]) => k === 'name')?.[1];
+      if (name !== undefined) part.name = name;
+    }
+    this.resetPart(); // before the callback: a throwing callback leaves a consistent parser
+    try {
+      this.onPart(part);
+    } catch (e) {
+      this.report(toCicError(e, 'ERR_INTERNAL', 'a multipart onPart callback threw'));
+    }
+  }
+
+  private resetPart(): void {
+    this.lineLen = 0;
+    this.lineDashes = 0;
+    this.lineBad = false;
+    this.headBytes = 0;
+    this.headerCount = 0;
+    this.lineCarry = [];
+    this.lineCarryLen = 0;
+    this.headers = {};
+    this.lastHeader = undefined;
+    this.chunks = [];
+    this.bodyLen = 0;
+    this.skipping = false;
+  }
+
+  /** Discard the current part until the next delimiter. */
+  private skip(err: CicError): void {
+    this.resetPart();
+    this.skipping = true;
+    this.state = BODY;
+    this.report(err);
+  }
+
+  private malformed(reason: string): void {
+    this.skip(new CicError('CIC_MULTIPART', `malformed multipart part: ${reason}`, { details: { reason, part: this.parts + 1 } }));
+  }
+
+  private release(): void {
+    this.resetPart();
+    this.clearPending();
+  }
+
+  private report(err: CicError): void {
+    this.onError(err);
+  }
+}
+
+function stripAngles(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const t = v.trim();
+  return t.length >= 2 && t[0] === '<' && t[t.length - 1] === '>' ? t.slice(1, -1).trim() : t;
+}

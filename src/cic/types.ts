@@ -1,0 +1,64 @@
+// Shapes the CIC client exchanges with its callers.
+import type { CicError } from '../errors';
+
+export interface DirectiveHeader {
+  namespace: string;
+  name: string;
+  messageId?: string;
+  dialogRequestId?: string;
+  [key: string]: unknown;
+}
+
+export interface DirectiveMessage {
+  header: DirectiveHeader;
+  payload: Record<string, unknown>;
+}
+
+export interface Attachment {
+  contentId: string;
+  contentType?: string;
+  body: Buffer;
+}
+
+/** A directive as delivered to the application, with the attachments its payload references. */
+export interface ReceivedDirective {
+  directive: DirectiveMessage;
+  attachments: Attachment[];
+  source: 'downchannel' | 'event';
+}
+
+export interface OutgoingEvent {
+  namespace: string;
+  name: string;
+  payload?: Record<string, unknown>;
+  context?: unknown[];
+  dialogRequestId?: string;
+  /** Streamed as the `audio` part, chunk by chunk, as the iterable yields them. */
+  audio?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+}
+
+export interface EventResult {
+  messageId: string;
+  status: number;
+  directives: ReceivedDirective[];
+}
+
+/** Where the client gets access tokens (the TokenManager implements it). */
+export interface TokenSource {
+  getAccessToken(): Promise<string>;
+  /** The server said 401 for `rejected`: refresh once (single-flight) and return the new token. */
+  onUnauthorized(rejected: string): Promise<string>;
+}
+
+/** Reads one multipart response body into directives (see directive-reader.ts). */
+export interface DirectiveReaderLike {
+  push(chunk: Buffer): void;
+  end(): void;
+}
+
+export type DirectiveReaderFactory = (
+  contentType: string,
+  source: 'downchannel' | 'event',
+  onDirective: (d: ReceivedDirective) => void,
+  onProblem: (err: CicError) => void,
+) => DirectiveReaderLike;
