@@ -1,0 +1,120 @@
+// login, status, refresh, logout, oauth-token.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { CicError } from '../errors';
+import { termsRequired } from '../auth/clova-auth';
+import { ClientCredentialsClient, type CachedClientToken, type ClientTokenCache } from '../auth/client-credentials';
+import { writeFileAtomic } from '../util/atomic-file';
+import { EXIT } from './exit-codes';
+import { tokenManager, tokenStore, type Context } from './context';
+
+export async function login(ctx: Context, stdout: Writable, args: { accountToken?: string; code?: string }): Promise<number> {
+  if (!!args.accountToken === !!args.code) throw new CicError('USAGE', 'login needs exactly one of --account-token TOKEN or --code CODE');
+  const tm = tokenManager(ctx, { autoRefresh: false });
+  try {
+    await tm.start();
+    const result = args.code ? await tm.loginWithCode(args.code) : await tm.login(args.accountToken!);
+    // A one-shot command that could not save has lost the pairing when it exits.
+    if (!result.persisted) throw new CicError('STORE_WRITE_FAILED', `logged in, but the token file ${ctx.config.tokenFile} could not be written`);
+    ctx.log.info('logged in', { tokenFile: ctx.config.tokenFile, expiresInMs: result.expiresInMs });
+    return EXIT.OK;
+  } catch (e) {
+    const terms = termsRequired(e);
+    if (terms) {
+      // Contract: one JSON line on stdout; a device with a screen shows the page, one
+      // without hands the URI to its companion app. Then `login --code CODE`.
+      stdout.write(JSON.stringify({ terms: terms.redirectUri, code: terms.code }) + '\n');
+      return EXIT.TERMS;
+    }
+    throw e;
+  } finally {
+    await tm.close();
+  }
+}
+
+export async function status(ctx: Context, stdout: Writable): Promise<number> {
+  const loaded = await tokenStore(ctx).load();
+  if (loaded.state === 'corrupt' || loaded.state === 'foreign') {
+    stdout.write(JSON.stringify({ loggedIn: false, expiresAt: null, deviceId: ctx.config.deviceId ?? null, tokenFile: ctx.config.tokenFile, store: loaded.state, reason: loaded.reason }) + '\n');
+    return EXIT.NOT_LOGGED_IN;
+  }
+  const ok = loaded.state === 'ok';
+  stdout.write(
+    JSON.stringify({
+      loggedIn: ok,
+      expiresAt: ok ? new Date(loaded.tokens.expiresAt).toISOString() : null,
+      deviceId: (ok ? loaded.tokens.deviceId : undefined) ?? ctx.config.deviceId ?? null,
+      tokenFile: ctx.config.tokenFile,
+      ...(ok && loaded.recovered ? { recovered: true } : {}),
+    }) + '\n',
+  );
+  return ok ? EXIT.OK : EXIT.NOT_LOGGED_IN;
+}
+
+export async function refresh(ctx: Context, stdout: Writable): Promise<number> {
+  const tm = tokenManager(ctx, { autoRefresh: false });
+  try {
+    const st = await tm.start();
+    if (!st.loggedIn) throw new CicError('AUTH_NOT_LOGGED_IN', `no stored token in ${ctx.config.tokenFile}; log in first`);
+    await tm.forceRefresh();
+    const after = tm.status();
+    if (!after.persisted) throw new CicError('STORE_WRITE_FAILED', `refreshed, but the token file ${ctx.config.tokenFile} could not be written`);
+    stdout.write(JSON.stringify({ refreshed: true, expiresAt: after.expiresAt ? new Date(after.expiresAt).toISOString() : null }) + '\n');
+    return EXIT.OK;
+  } finally {
+    await tm.close();
+  }
+}
+
+export async function logout(ctx: Context, _stdout: Writable, args: { force: boolean }): Promise<number> {
+  const tm = tokenManager(ctx, { autoRefresh: false });
+  try {
+    const st = await tm.start();
+    if (!st.loggedIn) {
+      await tokenStore(ctx).clear();
+      ctx.log.info('not logged in; nothing to revoke', { tokenFile: ctx.config.tokenFile });
+      return EXIT.OK;
+    }
+    const r = await tm.logout({ force: args.force });
+    ctx.log.info('logged out', { revoked: r.revoked, tokenFile: ctx.config.tokenFile });
+    return EXIT.OK;
+  } finally {
+    await tm.close();
+  }
+}
+
+/** The cached client-credentials token lives next to the token file, one file per URL+scope. */
+function fileCache(path: string): ClientTokenCache {
+  return {
+    async load() {
+      try {
+        return JSON.parse(await readFile(path, 'utf8')) as CachedClientToken;
+      } catch {
+        return undefined;
+      }
+    },
+    async save(token) {
+      await writeFileAtomic(path, Buffer.from(JSON.stringify(token)), { mode: 0o600 });
+    },
+  };
+}
+
+export async function oauthToken(ctx: Context, stdout: Writable, args: { tokenUrl: string; scope: string }): Promise<number> {
+  const c = ctx.config;
+  const key = createHash('sha256').update(`${args.tokenUrl} ${args.scope} ${c.clientId}`).digest('hex').slice(0, 16);
+  const client = new ClientCredentialsClient({
+    tokenUrl: args.tokenUrl,
+    clientId: c.clientId!,
+    clientSecret: c.clientSecret!,
+    scope: args.scope,
+    caPem: ctx.caPem,
+    log: ctx.log,
+    cache: fileCache(`${c.tokenFile}.oauth-${key}.json`),
+  });
+  const token = await client.getToken();
+  await client.whenIdle();
+  // Alone on stdout, so that `Authorization: Bearer $(cic-runtime oauth-token …)` works.
+  stdout.write(`${token.accessToken}\n`);
+  return EXIT.OK;
+}

@@ -1,0 +1,123 @@
+// The `run` command's line protocol (a contract):
+//   stdout: {"directive": {...}, "attachments"?: [{"contentId", "bytes"}]} per directive,
+//           {"eventSent": {"messageId","namespace","name","status"}} or
+//           {"eventFailed": {"messageId","namespace","name","code"}} per event.
+//   stdin:  {"namespace","name","payload","context"?,"dialogRequestId"?,"audioFile"?} per event.
+// A malformed stdin line gets a JSON error line on stderr and the runtime keeps going.
+import { createReadStream, statSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { CicError, isCicError } from '../errors';
+import type { Logger } from '../log';
+import type { CicClient } from '../cic/client';
+import type { OutgoingEvent, ReceivedDirective } from '../cic/types';
+
+const MAX_LINE_BYTES = 256 * 1024; // a longer stdin line is refused, not buffered forever
+
+export interface EventLine {
+  namespace: string;
+  name: string;
+  payload: Record<string, unknown>;
+  context?: unknown[];
+  dialogRequestId?: string;
+  audioFile?: string;
+}
+
+/** Validates one stdin line; throws CicError USAGE naming the problem. */
+export function parseEventLine(line: string): EventLine {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    throw new CicError('USAGE', `stdin line is not JSON: ${(e as Error).message.slice(0, 120)}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CicError('USAGE', 'stdin line must be a JSON object');
+  const o = v as Record<string, unknown>;
+  const str = (k: string, required: boolean) => {
+    if (o[k] === undefined && !required) return undefined;
+    if (typeof o[k] !== 'string' || (o[k] as string).length === 0) throw new CicError('USAGE', `stdin event: "${k}" must be a non-empty string`);
+    return o[k] as string;
+  };
+  const namespace = str('namespace', true)!;
+  const name = str('name', true)!;
+  const payload = o.payload ?? {};
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw new CicError('USAGE', 'stdin event: "payload" must be an object');
+  if (o.context !== undefined && !Array.isArray(o.context)) throw new CicError('USAGE', 'stdin event: "context" must be an array');
+  const known = new Set(['namespace', 'name', 'payload', 'context', 'dialogRequestId', 'audioFile']);
+  for (const k of Object.keys(o)) if (!known.has(k)) throw new CicError('USAGE', `stdin event: unknown field "${k}"`);
+  return {
+    namespace,
+    name,
+    payload: payload as Record<string, unknown>,
+    context: o.context as unknown[] | undefined,
+    dialogRequestId: str('dialogRequestId', false),
+    audioFile: str('audioFile', false),
+  };
+}
+
+export function directiveLine(d: ReceivedDirective): string {
+  const out: Record<string, unknown> = { directive: d.directive };
+  if (d.attachments.length) out.attachments = d.attachments.map((a) => ({ contentId: a.contentId, bytes: a.body.length }));
+  return JSON.stringify(out) + '\n';
+}
+
+export interface RunIoOptions {
+  client: CicClient;
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  log: Logger;
+}
+
+/** Wires stdin/stdout to the client; returns a function that stops reading stdin. */
+export function attachRunIo({ client, stdin, stdout, stderr, log }: RunIoOptions): { close(): void; pending(): number } {
+  let inFlight = 0;
+  client.on('directive', (d) => stdout.write(directiveLine(d)));
+  const rl = createInterface({ input: stdin, crlfDelay: Infinity });
+  rl.on('line', (raw) => {
+    const line = raw.trim();
+    if (line === '') return;
+    let ev: EventLine;
+    try {
+      if (Buffer.byteLength(line) > MAX_LINE_BYTES) throw new CicError('USAGE', `stdin line longer than ${MAX_LINE_BYTES} bytes`);
+      ev = parseEventLine(line);
+    } catch (e) {
+      const err = isCicError(e) ? e : new CicError('USAGE', String(e));
+      stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'malformed stdin line ignored', code: err.code, error: err.message }) + '\n');
+      return;
+    }
+    if (ev.audioFile) {
+      let ok = false;
+      try {
+        ok = statSync(ev.audioFile).isFile();
+      } catch {
+        ok = false;
+      }
+      if (!ok) {
+        stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'event refused', code: 'USAGE', error: `audioFile is not a readable file: ${ev.audioFile}` }) + '\n');
+        return;
+      }
+    }
+    const outgoing: OutgoingEvent = { namespace: ev.namespace, name: ev.name, payload: ev.payload, context: ev.context, dialogRequestId: ev.dialogRequestId };
+    if (ev.audioFile) outgoing.audio = createReadStream(ev.audioFile, { highWaterMark: 6400 }); // ~200 ms of 16 kHz 16-bit mono
+    let sending: ReturnType<CicClient['sendEvent']>;
+    try {
+      sending = client.sendEvent(outgoing);
+    } catch (e) {
+      const err = isCicError(e) ? e : new CicError('USAGE', String(e));
+      stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'event refused', code: err.code, error: err.message }) + '\n');
+      return;
+    }
+    inFlight++;
+    const base = { messageId: sending.messageId, namespace: ev.namespace, name: ev.name };
+    sending.then(
+      (r) => stdout.write(JSON.stringify({ eventSent: { ...base, status: r.status } }) + '\n'),
+      (e: unknown) => {
+        const code = isCicError(e) ? e.code : 'ERR_INTERNAL';
+        log.warn('event failed', { ...base, code, error: e });
+        stdout.write(JSON.stringify({ eventFailed: { ...base, code } }) + '\n');
+      },
+    ).finally(() => inFlight--);
+  });
+  return { close: () => rl.close(), pending: () => inFlight };
+}
