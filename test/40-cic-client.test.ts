@@ -1,0 +1,302 @@
+// CicClient state machine over real TLS sockets on loopback, with every timer of the client
+// (keepalive, backoff, deadlines) on a fake clock.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CicClient, type CicClientOptions } from '../src/cic/client';
+import { readDirectives } from '../src/cic/directive-reader';
+import type { StateChange } from '../src/cic/state';
+import { isCicError, type CicError } from '../src/errors';
+import { FakeClock } from './support/fake-clock';
+import { startMiniCic, type MiniCic } from './support/mini-cic';
+import { startFaultProxy } from './support/fault-proxy';
+
+const UA = 'Test/Client/1.0.0 (Linux 6.1;test-hw)';
+
+/** Bounded wait for a condition produced by real I/O (a failure guard, not a delay). */
+async function until(pred: () => boolean, what: string, rounds = 2500): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    if (pred()) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function tokens(initial = 'token-one-aaaaaa') {
+  const t = { current: initial, refreshes: 0, rejected: [] as string[] };
+  return {
+    t,
+    source: {
+      getAccessToken: async () => t.current,
+      onUnauthorized: async (rejected: string) => {
+        t.rejected.push(rejected);
+        t.refreshes++;
+        t.current = `token-${t.refreshes + 1}-refreshed`;
+        return t.current;
+      },
+    },
+  };
+}
+
+function makeClient(port: number, ca: string, clock: FakeClock, extra: Partial<CicClientOptions> = {}) {
+  const tk = tokens();
+  const client = new CicClient({
+    url: `https://127.0.0.1:${port}`,
+    userAgent: UA,
+    tokens: tk.source,
+    readDirectives,
+    ca,
+    caMode: 'only',
+    clock,
+    pingIntervalMs: 60_000,
+    pingTimeoutMs: 5_000,
+    backoff: { baseMs: 250, maxMs: 20_000, random: () => 0.5 },
+    ...extra,
+  });
+  const states: StateChange[] = [];
+  client.on('state', (c) => states.push(c));
+  return { client, states, tk };
+}
+
+async function withCic(fn: (cic: MiniCic) => Promise<void>): Promise<void> {
+  const cic = await startMiniCic();
+  try {
+    await fn(cic);
+  } finally {
+    await cic.close();
+  }
+}
+
+test('normal start: every state once, ready only after the downchannel said Hello', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, states } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    await client.ready();
+    assert.equal(states.map((s) => s.to), ['authorizing', 'connecting', 'opening-downchannel', 'ready']);
+    assert.is(cic.counts.downchannel, 1);
+    await client.stop();
+    assert.is(client.state, 'closed');
+  });
+});
+
+test('an event round trip carries a fresh messageId, the token and the User-Agent', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    await client.ready();
+    const sent = client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: { a: 1 } });
+    const r = await sent;
+    assert.is(r.status, 204);
+    assert.match(r.messageId, /^[0-9a-f-]{36}$/);
+    const ev = cic.events[0]!.metadata as { event: { header: { messageId: string; namespace: string } } };
+    assert.is(ev.event.header.messageId, r.messageId);
+    assert.is(cic.events[0]!.token, 'token-one-aaaaaa');
+    await client.stop();
+  });
+});
+
+test('events sent before ready wait in the queue and are sent exactly once', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client } = makeClient(cic.port, cic.ca, clock);
+    const pending = [1, 2, 3].map((i) => client.sendEvent({ namespace: 'Test', name: `E${i}` }));
+    assert.is(client.stats().queued, 3);
+    client.start();
+    const results = await Promise.all(pending);
+    assert.equal(results.map((r) => r.status), [204, 204, 204]);
+    const names = cic.events.map((e) => (e.metadata as { event: { header: { name: string } } }).event.header.name);
+    assert.equal(names.sort(), ['E1', 'E2', 'E3']);
+    await client.stop();
+  });
+});
+
+test('queue limits: overflow rejects with CIC_QUEUE_FULL, old entries with CIC_QUEUE_EXPIRED', async () => {
+  const clock = new FakeClock();
+  const { client } = makeClient(1, 'unused', clock, { queueSize: 2, queueMaxAgeMs: 1000 });
+  const a = client.sendEvent({ namespace: 'T', name: 'A' }).catch((e: CicError) => e.code);
+  const b = client.sendEvent({ namespace: 'T', name: 'B' }).catch((e: CicError) => e.code);
+  const c = client.sendEvent({ namespace: 'T', name: 'C' }).catch((e: CicError) => e.code);
+  assert.is(await c, 'CIC_QUEUE_FULL');
+  clock.advance(1000);
+  assert.is(await a, 'CIC_QUEUE_EXPIRED');
+  assert.is(await b, 'CIC_QUEUE_EXPIRED');
+});
+
+test('a downchannel reset on a live connection is re-created at once', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, states } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    await client.ready();
+    cic.downchannels[0]!.close(0x2); // RST_STREAM INTERNAL_ERROR
+    await until(() => cic.counts.downchannel === 2 && client.state === 'ready', 'a second downchannel');
+    const after = states.slice(4).map((s) => s.to);
+    assert.equal(after, ['opening-downchannel', 'ready']);
+    assert.is(cic.server.sessions.size, 1, 'same connection');
+    await client.stop();
+  });
+});
+
+test('401 on the downchannel: one refresh, one retry, ready with the new token', async () => {
+  await withCic(async (cic) => {
+    cic.failNext('/v1/directives', 401);
+    const clock = new FakeClock();
+    const { client, tk } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    await client.ready();
+    assert.is(tk.t.refreshes, 1);
+    assert.equal(tk.t.rejected, ['token-one-aaaaaa']);
+    await client.stop();
+  });
+});
+
+test('401 twice in a row closes the client with CIC_UNAUTHORIZED', async () => {
+  await withCic(async (cic) => {
+    cic.failNext('/v1/directives', 401, 2);
+    const clock = new FakeClock();
+    const { client, tk } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    const err = await client.ready().catch((e: CicError) => e);
+    assert.ok(isCicError(err, 'CIC_UNAUTHORIZED'), String(err));
+    assert.is(tk.t.refreshes, 1);
+    assert.is(client.state, 'closed');
+  });
+});
+
+test('401 on an event: one refresh, the event is retried once and succeeds', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, tk } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    await client.ready();
+    cic.failNext('/v1/events', 401);
+    const r = await client.sendEvent({ namespace: 'T', name: 'X' });
+    assert.is(r.status, 204);
+    assert.is(tk.t.refreshes, 1);
+    assert.is(cic.events.length, 1);
+    assert.is(cic.events[0]!.token, tk.t.current);
+    await client.stop();
+  });
+});
+
+test('GOAWAY while ready: a new connection is opened at once and events go there', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, states } = makeClient(cic.port, cic.ca, clock);
+    client.start();
+    await client.ready();
+    const first = [...cic.server.sessions][0]!;
+    first.goaway(0);
+    await until(() => cic.counts.downchannel === 2 && client.state === 'ready', 'the new connection');
+    assert.ok(states.some((s) => s.reason === 'goaway'));
+    const r = await client.sendEvent({ namespace: 'T', name: 'AfterGoaway' });
+    assert.is(r.status, 204);
+    await client.stop();
+  });
+});
+
+test('a frozen link is declared dead after one ping interval plus the timeout, then replaced', async () => {
+  await withCic(async (cic) => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
+    try {
+      const clock = new FakeClock();
+      const { client, states } = makeClient(proxy.port, cic.ca, clock, { pingIntervalMs: 1_000, pingTimeoutMs: 500 });
+      client.start();
+      await client.ready();
+      proxy.freeze();
+      clock.advance(1_000); // the ping leaves; nothing comes back
+      clock.advance(499);
+      await new Promise((r) => setImmediate(r));
+      assert.is(client.state, 'ready', 'not dead before the deadline');
+      clock.advance(1);
+      await until(() => client.state !== 'ready', 'the link to be declared dead');
+      const dead = states.find((s) => s.to === 'reconnecting')!;
+      assert.is(dead.code, 'H2_PING_TIMEOUT');
+      proxy.thaw();
+      clock.advance(20_000); // any backoff delay
+      await until(() => client.state === 'ready', 'a new connection');
+      assert.is(proxy.accepted, 2);
+      await client.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+test('refused connections: bounded attempts with a growing backoff, no tight loop', async () => {
+  const clock = new FakeClock();
+  const dead = await startMiniCic();
+  const port = dead.port;
+  await dead.close();
+  const { client, states } = makeClient(port, dead.ca, clock);
+  client.start();
+  const delays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    await until(() => client.state === 'reconnecting' && clock.pending > 0, `failure ${i + 1}`);
+    const d = clock.nextDelay()!;
+    delays.push(d);
+    clock.advance(d);
+  }
+  await until(() => client.state === 'reconnecting', 'the ninth attempt to fail');
+  const attempts = states.filter((s) => s.to === 'connecting').length;
+  assert.is(attempts, 9, 'one connect per backoff step, nothing in between');
+  // random() = 0.5: each delay is half its ceiling, doubling up to the cap.
+  assert.equal(delays, [125, 250, 500, 1000, 2000, 4000, 8000, 10000]);
+  await client.stop();
+});
+
+test('an event in flight when the connection dies is reported failed, never resent', async () => {
+  await withCic(async (cic) => {
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
+    try {
+      const clock = new FakeClock();
+      const { client } = makeClient(proxy.port, cic.ca, clock);
+      client.start();
+      await client.ready();
+      let arrived = false;
+      cic.server.route('/v1/events', () => (arrived = true)); // accepted, never answered
+      const sent = client.sendEvent({ namespace: 'T', name: 'InFlight' }).catch((e: CicError) => e);
+      await until(() => arrived && client.stats().inFlight === 1, 'the event to reach the server');
+      proxy.cut();
+      const err = await sent;
+      assert.ok(isCicError(err as CicError, 'CIC_EVENT_FAILED'), String(err));
+      assert.is(((err as CicError).details as { messageId: string }).messageId.length, 36);
+      await client.stop();
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+test('stop() rejects queued events with CIC_STOPPED and closes', async () => {
+  const clock = new FakeClock();
+  const { client } = makeClient(1, 'unused', clock);
+  const queued = client.sendEvent({ namespace: 'T', name: 'Q' }).catch((e: CicError) => e.code);
+  await client.stop();
+  assert.is(await queued, 'CIC_STOPPED');
+  assert.is(await client.sendEvent({ namespace: 'T', name: 'Late' }).catch((e: CicError) => e.code), 'CIC_STOPPED');
+});
+
+test('directives of a dialog that is no longer current are dropped', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client } = makeClient(cic.port, cic.ca, clock);
+    const got: string[] = [];
+    const dropped: string[] = [];
+    client.on('directive', (d) => got.push(d.directive.header.name));
+    client.on('dropped', (d) => dropped.push(d.directive.header.name));
+    client.start();
+    await client.ready();
+    client.dialogRequestId = 'dialog-2';
+    cic.pushDirective('Test', 'Stale', {}, 'dialog-1');
+    cic.pushDirective('Test', 'Current', {}, 'dialog-2');
+    cic.pushDirective('Test', 'NoDialog');
+    await until(() => got.length + dropped.length === 3, 'three directives');
+    assert.equal(got, ['Current', 'NoDialog']);
+    assert.equal(dropped, ['Stale']);
+    await client.stop();
+  });
+});
+
+test.run();
