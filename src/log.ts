@@ -26,6 +26,11 @@ export interface LoggerOptions {
 
 const MAX_DEPTH = 6;
 
+/** A `code` field holding an error code (H2_PING_TIMEOUT, ENOSPC) is not an authorization code. */
+function isErrorCode(v: unknown): boolean {
+  return typeof v === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(v);
+}
+
 function sanitize(value: unknown, depth: number, seen: WeakSet<object>): unknown {
   if (typeof value === 'string') return redactText(value);
   if (value === null || typeof value !== 'object') {
@@ -47,7 +52,8 @@ function sanitize(value: unknown, depth: number, seen: WeakSet<object>): unknown
   if (Array.isArray(value)) return value.map((v) => sanitize(v, depth + 1, seen));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = isSecretKey(k) && v !== undefined && v !== null && v !== '' ? REDACTED : sanitize(v, depth + 1, seen);
+    const secret = isSecretKey(k) && v !== undefined && v !== null && v !== '' && !(k === 'code' && isErrorCode(v));
+    out[k] = secret ? REDACTED : sanitize(v, depth + 1, seen);
   }
   return out;
 }

@@ -11,6 +11,9 @@ export interface MiniCic {
   downchannels: http2.ServerHttp2Stream[];
   events: Array<{ token: string; metadata: unknown }>;
   counts: { downchannel: number; events: number; ping: number };
+  /** While set, events are accepted and never answered (they stay in flight). */
+  holdEvents: boolean;
+  held: http2.ServerHttp2Stream[];
   /** Next N responses on a path get this status (with a System.Exception body). */
   failNext(path: string, status: number, count?: number): void;
   /** Accept only this bearer token (default: any). */
@@ -38,6 +41,8 @@ export async function startMiniCic(): Promise<MiniCic> {
     events: [],
     counts: { downchannel: 0, events: 0, ping: 0 },
     validTokens: undefined,
+    holdEvents: false,
+    held: [],
     failNext: (path, status, count = 1) => failures.set(path, [...(failures.get(path) ?? []), ...Array(count).fill(status)]),
     pushDirective(namespace, name, payload = {}, dialogRequestId) {
       const dc = cic.downchannels[cic.downchannels.length - 1];
@@ -65,6 +70,10 @@ export async function startMiniCic(): Promise<MiniCic> {
     s.write(part({ directive: { header: { namespace: 'Clova', name: 'Hello', messageId: 'hello-1' }, payload: {} } }));
   });
   server.route('/v1/events', async (s, h) => {
+    if (cic.holdEvents) {
+      cic.held.push(s);
+      return;
+    }
     cic.counts.events++;
     const body = await readBody(s);
     if (refuse(s, '/v1/events', h)) return;

@@ -1,0 +1,167 @@
+// `cic-runtime run` from the bundle, as a device runs it: a frozen link is detected within
+// pingIntervalMs + pingTimeoutMs + 1 s, events queued while the link is down are sent exactly
+// once after the reconnect, and an event in flight when the link dies is reported as failed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuthEmulator } from './emulator/auth-server';
+import { testPki } from './support/certs';
+import { startMiniCic, type MiniCic } from './support/mini-cic';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
+
+const root = process.env.CIC_TEST_ROOT ?? join(__dirname, '..', '..', '..');
+const bundle = join(root, 'dist', 'cic-runtime.js');
+const pki = testPki();
+const PING_INTERVAL_MS = 1000;
+const PING_TIMEOUT_MS = 500;
+
+let auth: AuthEmulator;
+let cic: MiniCic;
+let proxy: FaultProxy;
+let env: NodeJS.ProcessEnv;
+
+interface Line {
+  at: number;
+  json: Record<string, any>;
+}
+
+class Runtime {
+  child: ChildProcessWithoutNullStreams;
+  out: Line[] = [];
+  err: Line[] = [];
+  exit: Promise<number | null>;
+  constructor() {
+    this.child = spawn(process.execPath, [bundle, 'run'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const collect = (stream: NodeJS.ReadableStream, into: Line[]) => {
+      let buf = '';
+      stream.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (line.trim()) into.push({ at: Date.now(), json: JSON.parse(line) });
+        }
+      });
+    };
+    collect(this.child.stdout, this.out);
+    collect(this.child.stderr, this.err);
+    this.exit = new Promise((r) => this.child.on('close', (code) => r(code)));
+  }
+  send(event: object): void {
+    this.child.stdin.write(JSON.stringify(event) + '\n');
+  }
+  /** Bounded wait (a failure guard) for a line matching `pred`, after index `from`. */
+  async waitFor(lines: 'out' | 'err', pred: (j: Record<string, any>) => boolean, what: string, from = 0, ms = 20_000): Promise<Line> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const hit = this[lines].slice(from).find((l) => pred(l.json));
+      if (hit) return hit;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    throw new Error(`no ${what} within ${ms} ms; stderr tail: ${JSON.stringify(this.err.slice(-5).map((l) => l.json))}`);
+  }
+  state(to: string, from = 0) {
+    return this.waitFor('err', (j) => j.msg === 'cic state' && j.to === to, `state ${to}`, from);
+  }
+}
+
+test.before(async () => {
+  const { bundle: build } = await import(join(root, 'scripts', 'build.mjs'));
+  await build();
+  auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
+  await auth.start();
+  cic = await startMiniCic();
+  proxy = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
+  const dir = mkdtempSync(join(tmpdir(), 'cic-run-'));
+  env = {
+    PATH: process.env.PATH,
+    CIC_AUTH_URL: auth.url,
+    CIC_URL: `https://127.0.0.1:${proxy.port}`,
+    CIC_CLIENT_ID: auth.clientId,
+    CIC_CLIENT_SECRET: auth.clientSecret,
+    CIC_DEVICE_ID: 'run-test-device',
+    CIC_USER_AGENT: 'Test/Runtime/1.0.0 (Linux;ci)',
+    CIC_TOKEN_FILE: join(dir, 'token'),
+    CIC_CA_FILE: pki.caPath,
+    CIC_PING_INTERVAL_MS: String(PING_INTERVAL_MS),
+    CIC_PING_TIMEOUT_MS: String(PING_TIMEOUT_MS),
+    CIC_LOG_LEVEL: 'info',
+  };
+  const login = spawn(process.execPath, [bundle, 'login', '--account-token', auth.addAccount()], { env, stdio: 'ignore' });
+  const code = await new Promise((r) => login.on('close', r));
+  assert.is(code, 0);
+});
+
+test.after(async () => {
+  await proxy.close();
+  await cic.close();
+  await auth.stop();
+});
+
+test('run: directives out, events in, frozen link replaced, queued events once, in-flight failed', async () => {
+  const rt = new Runtime();
+  try {
+    await rt.state('ready');
+
+    // An event round trip.
+    rt.send({ namespace: 'System', name: 'SynchronizeState', payload: {} });
+    const sent = await rt.waitFor('out', (j) => j.eventSent, 'eventSent');
+    assert.equal(Object.keys(sent.json.eventSent), ['messageId', 'namespace', 'name', 'status']);
+    assert.is(sent.json.eventSent.status, 204);
+
+    // A directive pushed on the downchannel comes out on stdout as received.
+    cic.pushDirective('Settings', 'Update', { volume: 5 });
+    const d = await rt.waitFor('out', (j) => j.directive?.header?.name === 'Update', 'directive');
+    assert.equal(d.json.directive.payload, { volume: 5 });
+
+    // A malformed stdin line: a JSON error on stderr, and the runtime keeps going.
+    rt.child.stdin.write('this is not json\n');
+    await rt.waitFor('err', (j) => j.msg === 'malformed stdin line ignored' && j.code === 'USAGE', 'stdin error line');
+
+    // Freeze the link: detection within pingInterval + pingTimeout + 1 s.
+    const mark = rt.err.length;
+    const frozenAt = Date.now();
+    proxy.freeze();
+    const down = await rt.waitFor('err', (j) => j.msg === 'cic state' && j.to === 'reconnecting', 'reconnecting', mark);
+    const detectMs = down.at - frozenAt;
+    console.log(`frozen link detected after ${detectMs} ms (bound ${PING_INTERVAL_MS + PING_TIMEOUT_MS + 1000} ms)`);
+    assert.is(down.json.code, 'H2_PING_TIMEOUT');
+    assert.ok(detectMs <= PING_INTERVAL_MS + PING_TIMEOUT_MS + 1000, `detected after ${detectMs} ms`);
+
+    // Events written while the link is down wait, then go out exactly once.
+    const before = cic.counts.events;
+    rt.send({ namespace: 'Test', name: 'Queued1' });
+    rt.send({ namespace: 'Test', name: 'Queued2' });
+    proxy.thaw();
+    const outMark = rt.out.length;
+    await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued2', 'Queued2 sent', outMark);
+    await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued1', 'Queued1 sent', outMark);
+    assert.is(cic.counts.events - before, 2, 'each queued event reached the server once');
+
+    // An event in flight when the link dies: reported failed, never resent.
+    cic.holdEvents = true;
+    rt.send({ namespace: 'Test', name: 'InFlight' });
+    const end = Date.now() + 10_000;
+    while (cic.held.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    assert.is(cic.held.length, 1);
+    proxy.cut();
+    const failed = await rt.waitFor('out', (j) => j.eventFailed?.name === 'InFlight', 'eventFailed');
+    assert.equal(Object.keys(failed.json.eventFailed), ['messageId', 'namespace', 'name', 'code']);
+    assert.is(failed.json.eventFailed.code, 'CIC_EVENT_FAILED');
+    cic.holdEvents = false;
+    await rt.state('ready', rt.err.length - 1);
+    assert.is(cic.held.length, 1, 'not resent after the reconnect');
+  } finally {
+    rt.child.kill('SIGTERM');
+  }
+  assert.is(await rt.exit, 0, 'SIGTERM ends with exit 0');
+  for (const s of auth.secrets) {
+    assert.not.ok(rt.err.some((l) => JSON.stringify(l.json).includes(s)), 'no secret on stderr');
+  }
+});
+
+test.run();
