@@ -6,24 +6,14 @@ import * as assert from 'uvu/assert';
 import * as https from 'node:https';
 import { ClovaAuthClient, termsRequired, type ClovaAuthOptions } from '../src/auth/clova-auth';
 import type { RetryInfo } from '../src/auth/retry';
-import { isCicError, type CicError } from '../src/errors';
+import { isCicError } from '../src/errors';
 import { AuthEmulator, type AuthEmulatorOptions } from './emulator/auth-server';
 import { testPki } from './support/certs';
 import { FakeClock } from './support/fake-clock';
+import { rejects } from './support/expect';
 
 const pki = testPki();
 const DEVICE = 'device-50';
-
-async function rejects(p: Promise<unknown>, code: string): Promise<CicError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isCicError(e), `expected a CicError, got ${String(e)}`);
-    assert.is((e as CicError).code, code, (e as Error).message);
-    return e as CicError;
-  }
-  throw new Error(`expected a rejection with ${code}, but the call resolved`);
-}
 
 interface Ctx {
   clock: FakeClock;

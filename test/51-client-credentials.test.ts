@@ -3,23 +3,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ClientCredentialsClient, type CachedClientToken, type ClientCredentialsOptions, type ClientTokenCache } from '../src/auth/client-credentials';
 import type { RetryInfo } from '../src/auth/retry';
-import { isCicError, type CicError } from '../src/errors';
+import { isCicError } from '../src/errors';
 import { AuthEmulator, type AuthEmulatorOptions } from './emulator/auth-server';
 import { testPki } from './support/certs';
 import { FakeClock } from './support/fake-clock';
+import { rejects } from './support/expect';
 
 const pki = testPki();
-
-async function rejects(p: Promise<unknown>, code: string): Promise<CicError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isCicError(e), `expected a CicError, got ${String(e)}`);
-    assert.is((e as CicError).code, code, (e as Error).message);
-    return e as CicError;
-  }
-  throw new Error(`expected a rejection with ${code}, but the call resolved`);
-}
 
 interface Ctx {
   clock: FakeClock;

@@ -7,24 +7,13 @@ import { ClovaAuthClient } from '../src/auth/clova-auth';
 import { MAX_TIMER_MS, TokenManager, WALL_RECHECK_MS, type TokenManagerEvents, type TokenManagerOptions, type TokenState } from '../src/auth/token-manager';
 import type { StoreLoadResult, StoredTokens, TokenPersistence } from '../src/auth/types';
 import type { TokenSource } from '../src/cic/types';
-import { isCicError, type CicError } from '../src/errors';
 import { AuthEmulator, MemoryPersistence, type AuthEmulatorOptions } from './emulator/auth-server';
 import { testPki } from './support/certs';
 import { FakeClock, flushMicrotasks } from './support/fake-clock';
+import { rejects } from './support/expect';
 
 const pki = testPki();
 const DEVICE = 'device-52';
-
-async function rejects(p: Promise<unknown>, code: string): Promise<CicError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isCicError(e), `expected a CicError, got ${String(e)}`);
-    assert.is((e as CicError).code, code, (e as Error).message);
-    return e as CicError;
-  }
-  throw new Error(`expected a rejection with ${code}, but the call resolved`);
-}
 
 function once<K extends keyof TokenManagerEvents>(m: TokenManager, event: K): Promise<Parameters<TokenManagerEvents[K]>> {
   return new Promise((resolve) => m.once(event, ((...args: Parameters<TokenManagerEvents[K]>) => resolve(args)) as TokenManagerEvents[K]));

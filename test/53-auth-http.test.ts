@@ -13,19 +13,9 @@ import { registerSecret } from '../src/util/secrets';
 import { AuthEmulator } from './emulator/auth-server';
 import { testPki } from './support/certs';
 import { FakeClock } from './support/fake-clock';
+import { rejects } from './support/expect';
 
 const pki = testPki();
-
-async function rejects(p: Promise<unknown>, code: string): Promise<CicError> {
-  try {
-    await p;
-  } catch (e) {
-    assert.ok(isCicError(e), `expected a CicError, got ${String(e)}`);
-    assert.is((e as CicError).code, code, (e as Error).message);
-    return e as CicError;
-  }
-  throw new Error(`expected a rejection with ${code}, but the call resolved`);
-}
 
 // --- url -------------------------------------------------------------------------------------
 

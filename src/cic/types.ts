@@ -1,24 +1,11 @@
 // Shapes the CIC client exchanges with its callers.
 import type { CicError } from '../errors';
+import type { Directive } from './message';
+import type { Attachment } from './directive';
 
-export interface DirectiveHeader {
-  namespace: string;
-  name: string;
-  messageId?: string;
-  dialogRequestId?: string;
-  [key: string]: unknown;
-}
-
-export interface DirectiveMessage {
-  header: DirectiveHeader;
-  payload: Record<string, unknown>;
-}
-
-export interface Attachment {
-  contentId: string;
-  contentType?: string;
-  body: Buffer;
-}
+export type { DirectiveHeader } from './message';
+export type { Attachment } from './directive';
+export type DirectiveMessage = Directive;
 
 /** A directive as delivered to the application, with the attachments its payload references. */
 export interface ReceivedDirective {
