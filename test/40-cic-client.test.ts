@@ -224,6 +224,29 @@ test('a frozen link is declared dead after one ping interval plus the timeout, t
   });
 });
 
+test('pingMode http: GET /ping every interval, and a missing 204 declares the link dead', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, states } = makeClient(cic.port, cic.ca, clock, { pingMode: 'http', pingIntervalMs: 1_000, pingTimeoutMs: 500 });
+    client.start();
+    await client.ready();
+    const rtts: number[] = [];
+    client.on('ping', (r) => rtts.push(r));
+    clock.advance(1_000);
+    await until(() => rtts.length === 1, 'the first /ping answer');
+    assert.is(cic.counts.ping, 1);
+    let second = false;
+    cic.server.route('/ping', () => (second = true)); // accepted, never answered
+    clock.advance(1_000);
+    await until(() => second, 'the second probe to reach the server');
+    assert.is(client.state, 'ready');
+    clock.advance(500);
+    await until(() => client.state === 'reconnecting', 'the link to be declared dead');
+    assert.is(states.find((s) => s.to === 'reconnecting')!.code, 'H2_PING_TIMEOUT');
+    await client.stop();
+  });
+});
+
 test('refused connections: bounded attempts with a growing backoff, no tight loop', async () => {
   const clock = new FakeClock();
   const dead = await startMiniCic();
