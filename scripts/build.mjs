@@ -29,7 +29,12 @@ function hostTarget() {
 
 export async function bundle() {
   mkdirSync(dist, { recursive: true });
+  const { privateNames } = await import('./private-names.mjs');
+  const mangled = privateNames();
   const common = {
+    // Only names the type checker proves are private members anywhere in src/ (see
+    // scripts/private-names.mjs): esbuild leaves TypeScript `private` names at full length.
+    mangleProps: mangled.length ? new RegExp(`^(${mangled.join('|')})$`) : undefined,
     bundle: true,
     platform: 'node',
     target: 'node18',
