@@ -1,67 +1,117 @@
-// `npm start`: builds what is missing, starts a local HTTP/2 TLS peer on 127.0.0.1 with a
-// generated CA, and shows the runtime's HTTP/2 layer at work: a GET, a streamed POST, PING
-// round trips, and a connection loss that settles in-flight work with a coded error.
+// `npm start`: builds what is missing, starts the local emulators on 127.0.0.1 (generated
+// CA), logs in through the auth emulator, connects to CIC, and shows Clova.Hello, an event
+// round trip, PING round trips, a forced connection loss and the reconnect. Then it keeps
+// running until Ctrl-C.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
-const step = (msg) => console.log(`\n▶ ${msg}`);
+const say = (msg) => console.log(`\n▶ ${msg}`);
+const show = (msg) => console.log(`  ${msg}`);
 
 if (!existsSync(join(root, 'build/Release/cic_h2.node'))) {
-  step('building the native addon');
+  say('building the native addon');
   const r = spawnSync(process.execPath, [join(root, 'scripts/build-native.mjs')], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 const { compileTs } = await import('./compile-ts.mjs');
 await compileTs();
-
-const { Connection } = require(join(root, 'build/ts/src/h2/connection.js'));
-const { loadBinding } = require(join(root, 'build/ts/src/h2/native.js'));
-const { startH2Server, readBody } = require(join(root, 'build/ts/test/support/h2-server.js'));
+const lib = (p) => require(join(root, 'build/ts', p));
+const { loadBinding } = lib('src/h2/native.js');
+const { CicClient } = lib('src/cic/client.js');
+const { readDirectives } = lib('src/cic/directive-reader.js');
+const { TokenStore } = lib('src/auth/token-store.js');
+const { ClovaAuthClient } = lib('src/auth/clova-auth.js');
+const { TokenManager } = lib('src/auth/token-manager.js');
+const { testPki } = lib('test/support/certs.js');
+const { AuthEmulator } = lib('test/emulator/auth-server.js');
+const { startMiniCic } = lib('test/support/mini-cic.js');
+const { startFaultProxy } = lib('test/support/fault-proxy.js');
 
 console.log(`cic-runtime demo — nghttp2 ${loadBinding().nghttp2Version()} inside the addon, Node ${process.version}`);
-const server = await startH2Server();
-server.route('/hello', (s) => {
-  s.respond({ ':status': 200, 'content-type': 'text/plain' });
-  s.end('hello from the local HTTP/2 peer');
+const pki = testPki();
+const auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca, secretsLog: null });
+await auth.start();
+const cic = await startMiniCic();
+const link = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
+show(`auth emulator ${auth.url}`);
+show(`CIC peer      https://127.0.0.1:${cic.port} (reached through a local relay on :${link.port}, so the demo can cut the link)`);
+
+say('login through the auth emulator (authorize + token, stored on disk)');
+const tokenFile = join(mkdtempSync(join(tmpdir(), 'cic-demo-')), 'state', 'token');
+const tokens = new TokenManager({
+  auth: new ClovaAuthClient({ authUrl: auth.url, clientId: auth.clientId, clientSecret: auth.clientSecret, deviceId: 'demo-device-0001', caPem: pki.ca }),
+  store: new TokenStore({ path: tokenFile }),
+  deviceId: 'demo-device-0001',
 });
-server.route('/upload', async (s) => {
-  const body = await readBody(s);
-  s.respond({ ':status': 200 });
-  s.end(`received ${body.length} bytes`);
+await tokens.start();
+const login = await tokens.login(auth.addAccount());
+show(`logged in; access token valid for ${Math.round(login.expiresInMs / 60000)} min; tokens in ${tokenFile} (0600)`);
+
+say('connect: one TLS HTTP/2 connection, downchannel, Clova.Hello');
+const client = new CicClient({
+  url: `https://127.0.0.1:${link.port}`,
+  userAgent: 'CicRuntime/Demo/0.1.0 (Linux;Emulated;mode=demo)',
+  tokens,
+  readDirectives,
+  ca: pki.ca,
+  caMode: 'only',
+  pingIntervalMs: 2_000,
+  pingTimeoutMs: 1_000,
 });
-let arrived;
-const hangArrived = new Promise((r) => (arrived = r));
-server.route('/hang', () => arrived());
-console.log(`local TLS HTTP/2 peer on 127.0.0.1:${server.port} (certificate from a generated test CA)`);
+const started = performance.now();
+client.on('state', (c) => show(`state ${c.from} → ${c.to}  (${c.reason}${c.code ? `, ${c.code}` : ''})`));
+client.on('directive', (d) => show(`directive ${d.directive.header.namespace}.${d.directive.header.name} (${d.source})`));
+client.start();
+await client.ready();
+show(`ready after ${(performance.now() - started).toFixed(0)} ms`);
 
-const conn = await Connection.connect({ host: '127.0.0.1', port: server.port, ca: server.ca, caMode: 'only' });
-step('GET /hello');
-const hello = await conn.request({ path: '/hello' }).collect();
-console.log(`  ${hello.status} ${hello.body}`);
+say('an event round trip');
+const r = await client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: {} });
+show(`event ${r.messageId} answered ${r.status}`);
+cic.pushDirective('Settings', 'Update', { volume: 5 });
 
-step('POST /upload — 256 KiB streamed in 16 KiB chunks');
-const up = conn.request({ path: '/upload', body: 'stream' });
-const upDone = up.collect();
-for (let i = 0; i < 16; i++) if (!up.write(Buffer.alloc(16384, i))) await new Promise((r) => up.once('drain', r));
-up.end();
-const upRes = await upDone;
-console.log(`  ${upRes.status} ${upRes.body}`);
+say('PING round trips (every 2 s in this demo; every 60 s by default)');
+await new Promise((resolve) => {
+  let n = 0;
+  const onPing = (rtt) => {
+    show(`PING ACK after ${rtt.toFixed(3)} ms`);
+    if (++n === 2) {
+      client.off('ping', onPing);
+      resolve();
+    }
+  };
+  client.on('ping', onPing);
+});
 
-step('PING round trips');
-for (let i = 0; i < 3; i++) console.log(`  rtt ${(await conn.ping(5000)).toFixed(3)} ms`);
+say('forced connection loss: the link freezes (no bytes either way, sockets stay open)');
+const frozenAt = performance.now();
+link.freeze();
+await new Promise((resolve) => client.on('state', (c) => c.to === 'reconnecting' && resolve()));
+show(`dead link noticed after ${(performance.now() - frozenAt).toFixed(0)} ms (bound: interval 2000 + timeout 1000 + 1000 ms)`);
+link.thaw();
+await client.ready();
+show(`reconnected ${(performance.now() - frozenAt).toFixed(0)} ms after the freeze`);
+const r2 = await client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: {} });
+show(`event after the reconnect answered ${r2.status}`);
 
-step('connection loss while a request is in flight');
-const hanging = conn.request({ path: '/hang' }).collect().catch((e) => e);
-await hangArrived;
-for (const s of server.sessions) server.rawSocket(s)?.destroy();
-const err = await hanging;
-console.log(`  in-flight request settled with ${err.code} (retryable: ${err.retryable})`);
-console.log(`  connection closed: ${conn.closed} (${conn.closeError?.code})`);
-
-await server.close();
-console.log('\nDone. The full CIC demo (auth, downchannel, events, reconnects) builds on this layer.');
+say('running; Ctrl-C to stop');
+let rtts = 0;
+client.on('ping', () => rtts++);
+const stop = async () => {
+  console.log(`\nstopping (${rtts} more PINGs answered)`);
+  await client.stop();
+  await tokens.close();
+  await link.close();
+  await cic.close();
+  await auth.stop();
+  process.exit(0);
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+if (process.env.CIC_DEMO_EXIT === '1') await stop();

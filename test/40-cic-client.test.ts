@@ -213,6 +213,8 @@ test('a frozen link is declared dead after one ping interval plus the timeout, t
       await until(() => client.state !== 'ready', 'the link to be declared dead');
       const dead = states.find((s) => s.to === 'reconnecting')!;
       assert.is(dead.code, 'H2_PING_TIMEOUT');
+      // Regression: the dying connection's downchannel must not be reopened on it.
+      assert.is(dead.from, 'ready');
       proxy.thaw();
       clock.advance(20_000); // any backoff delay
       await until(() => client.state === 'ready', 'a new connection');

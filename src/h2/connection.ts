@@ -565,9 +565,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
       this.onReady = undefined;
       cb?.(err);
     }
-    this.failAll(err);
     this.socket.destroy();
-    this.shutdown(err);
+    // Streams fail with the fatal error itself, after the connection already reads as
+    // closed: a stream's owner must not try to reuse a connection that is going down.
+    this.shutdown(err, err);
   }
 
   private failAll(err: CicError): void {
@@ -590,16 +591,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
       this.onReady = undefined;
       cb?.(err ?? new CicError('H2_CONNECTION_CLOSED', 'closed before the connection was ready'));
     }
-    this.failAll(err ?? new CicError('H2_CONNECTION_CLOSED', 'the connection was closed locally'));
-    this.shutdown(err);
+    this.shutdown(err, err ?? new CicError('H2_CONNECTION_CLOSED', 'the connection was closed locally'));
   }
 
-  private shutdown(err: CicError | undefined): void {
+  private shutdown(err: CicError | undefined, streamErr?: CicError): void {
     if (this.closed) return;
     this.closed = true;
     this.closeError ??= err;
-    const remaining = err ?? new CicError('H2_CONNECTION_CLOSED', 'the session ended');
-    this.failAll(this.goaway ? new CicError('H2_GOAWAY', 'the connection went away', { retryable: true }) : remaining);
+    const remaining = streamErr ?? (this.goaway ? new CicError('H2_GOAWAY', 'the connection went away', { retryable: true }) : (err ?? new CicError('H2_CONNECTION_CLOSED', 'the session ended')));
+    this.failAll(remaining);
     this.session?.close();
     this.session = null;
     this.clock.clearTimeout(this.closeTimer);
