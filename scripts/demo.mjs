@@ -30,17 +30,15 @@ const { ClovaAuthClient } = lib('src/auth/clova-auth.js');
 const { TokenManager } = lib('src/auth/token-manager.js');
 const { testPki } = lib('test/support/certs.js');
 const { AuthEmulator } = lib('test/emulator/auth-server.js');
-const { startMiniCic } = lib('test/support/mini-cic.js');
-const { startFaultProxy } = lib('test/support/fault-proxy.js');
+const { startCicEmulator } = lib('test/emulator/cic-emulator.js');
 
 console.log(`cic-runtime demo — nghttp2 ${loadBinding().nghttp2Version()} inside the addon, Node ${process.version}`);
 const pki = testPki();
 const auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca, secretsLog: null });
 await auth.start();
-const cic = await startMiniCic();
-const link = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
+const cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
 show(`auth emulator ${auth.url}`);
-show(`CIC peer      https://127.0.0.1:${cic.port} (reached through a local relay on :${link.port}, so the demo can cut the link)`);
+show(`CIC emulator  ${cic.url}`);
 
 say('login through the auth emulator (authorize + token, stored on disk)');
 const tokenFile = join(mkdtempSync(join(tmpdir(), 'cic-demo-')), 'state', 'token');
@@ -55,7 +53,7 @@ show(`logged in; access token valid for ${Math.round(login.expiresInMs / 60000)}
 
 say('connect: one TLS HTTP/2 connection, downchannel, Clova.Hello');
 const client = new CicClient({
-  url: `https://127.0.0.1:${link.port}`,
+  url: cic.url,
   userAgent: 'CicRuntime/Demo/0.1.0 (Linux;Emulated;mode=demo)',
   tokens,
   readDirectives,
@@ -74,6 +72,8 @@ show(`ready after ${(performance.now() - started).toFixed(0)} ms`);
 say('an event round trip');
 const r = await client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: {} });
 show(`event ${r.messageId} answered ${r.status}`);
+const asked = await client.sendEvent({ namespace: 'TextRecognizer', name: 'Recognize', payload: { text: 'what is the weather' }, dialogRequestId: 'demo-dialog-1' });
+for (const d of asked.directives) show(`answer: ${d.directive.header.namespace}.${d.directive.header.name} with ${d.attachments.map((a) => `${a.body.length}-byte attachment`).join(', ')}`);
 cic.pushDirective('Settings', 'Update', { volume: 5 });
 
 say('PING round trips (every 2 s in this demo; every 60 s by default)');
@@ -91,10 +91,10 @@ await new Promise((resolve) => {
 
 say('forced connection loss: the link freezes (no bytes either way, sockets stay open)');
 const frozenAt = performance.now();
-link.freeze();
+cic.freeze(true);
 await new Promise((resolve) => client.on('state', (c) => c.to === 'reconnecting' && resolve()));
 show(`dead link noticed after ${(performance.now() - frozenAt).toFixed(0)} ms (bound: interval 2000 + timeout 1000 + 1000 ms)`);
-link.thaw();
+cic.freeze(false);
 await client.ready();
 show(`reconnected ${(performance.now() - frozenAt).toFixed(0)} ms after the freeze`);
 const r2 = await client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: {} });
@@ -107,8 +107,7 @@ const stop = async () => {
   console.log(`\nstopping (${rtts} more PINGs answered)`);
   await client.stop();
   await tokens.close();
-  await link.close();
-  await cic.close();
+  await cic.stop();
   await auth.stop();
   process.exit(0);
 };

@@ -1,13 +1,14 @@
-// `npm run emulator`: starts the local emulators on 127.0.0.1 with a generated CA and writes
+// `npm run emulator`: starts the auth and CIC emulators on 127.0.0.1 with a generated CA and writes
 // build/emulator.env, which configures the command line to use them:
 //
 //   npm run emulator &            # or in a second terminal
 //   source build/emulator.env
 //   node dist/cic-runtime.js login --account-token "$CIC_DEMO_ACCOUNT"
 //   node dist/cic-runtime.js status
+//   node dist/cic-runtime.js run
 //
 // The credentials in that file are the emulator's own, generated at start.
-import { writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { writeFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,19 +24,15 @@ export async function startEmulators({ quiet = false, secretsLog = null } = {}) 
   const pki = testPki();
   const auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca, secretsLog });
   await auth.start();
-  let cic;
-  const cicModule = join(root, 'build/ts/test/emulator/cic-server.js');
-  if (existsSync(cicModule)) {
-    const { startCicEmulator } = require(cicModule);
-    cic = await startCicEmulator({ validateToken: (t) => auth.isValidAccessToken(t) });
-  }
+  const { startCicEmulator } = require(join(root, 'build/ts/test/emulator/cic-emulator.js'));
+  const cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
   const account = auth.addAccount();
   const termsAccount = auth.addAccount({ termsAgreed: false });
   const dir = join(root, 'build', 'emulator-state');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const env = {
     CIC_AUTH_URL: auth.url,
-    ...(cic ? { CIC_URL: `https://127.0.0.1:${cic.port}` } : {}),
+    CIC_URL: `https://127.0.0.1:${cic.port}`,
     CIC_CLIENT_ID: auth.clientId,
     CIC_CLIENT_SECRET: auth.clientSecret,
     CIC_DEVICE_ID: 'demo-device-0001',
@@ -53,7 +50,7 @@ export async function startEmulators({ quiet = false, secretsLog = null } = {}) 
   writeFileSync(envFile, Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n') + '\n', { mode: 0o600 });
   if (!quiet) {
     console.log(`auth emulator  ${auth.url}`);
-    console.log(cic ? `CIC emulator   https://127.0.0.1:${cic.port}` : 'CIC emulator   (not available in this build)');
+    console.log(`CIC emulator   https://127.0.0.1:${cic.port}`);
     console.log(`settings       source ${envFile}`);
   }
   return { auth, cic, env, envFile, pki };
@@ -64,7 +61,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   console.log('running until Ctrl-C');
   const stop = async () => {
     await emus.auth.stop();
-    await emus.cic?.stop();
+    await emus.cic.stop();
     process.exit(0);
   };
   process.on('SIGINT', stop);

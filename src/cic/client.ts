@@ -271,6 +271,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
         (d) => {
           if (!hello && d.directive.header.namespace === 'Clova' && d.directive.header.name === 'Hello') {
             hello = true;
+            // A Hello on a downchannel that was already superseded changes nothing.
+            if (live.downchannel !== stream || this.state !== 'opening-downchannel') return;
             this.clock.clearTimeout(this.helloTimer);
             this.onReady(live);
             return;
@@ -502,13 +504,16 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       },
       noDownchannel: (p) => {
         // 412: CIC does not see our downchannel on this connection. Re-create it; the
-        // event was not processed, so it waits for the new downchannel.
-        this.requeue(p);
+        // event was not processed, so it waits for the new downchannel. Order matters: leave
+        // `ready` first (or the requeue would resend at once), and forget the old stream
+        // before cancelling it (or its close would reopen a second downchannel → 429).
         if (this.live === live && this.state === 'ready') {
-          live.downchannel?.cancel(H2_ERROR.CANCEL);
+          const old = live.downchannel;
           live.downchannel = undefined;
           this.openDownchannel(live, '412 on an event');
+          old?.cancel(H2_ERROR.CANCEL);
         }
+        this.requeue(p);
       },
     });
   }
