@@ -9,7 +9,7 @@ import type { StateChange } from '../src/cic/state';
 import { Connection } from '../src/h2/connection';
 import { FakeClock } from './support/fake-clock';
 import { testPki } from './support/certs';
-import { startCicEmulator, type CicEmulator } from './emulator/cic-emulator';
+import { startCicEmulator } from './emulator/cic-emulator';
 
 const pki = testPki();
 
