@@ -9,8 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthEmulator } from './emulator/auth-server';
 import { testPki } from './support/certs';
-import { startMiniCic, type MiniCic } from './support/mini-cic';
-import { startFaultProxy, type FaultProxy } from './support/fault-proxy';
+import { startCicEmulator, type CicEmulator } from './emulator/cic-emulator';
 
 const root = process.env.CIC_TEST_ROOT ?? join(__dirname, '..', '..', '..');
 const bundle = join(root, 'dist', 'cic-runtime.js');
@@ -19,8 +18,7 @@ const PING_INTERVAL_MS = 1000;
 const PING_TIMEOUT_MS = 500;
 
 let auth: AuthEmulator;
-let cic: MiniCic;
-let proxy: FaultProxy;
+let cic: CicEmulator;
 let env: NodeJS.ProcessEnv;
 
 interface Line {
@@ -74,13 +72,12 @@ test.before(async () => {
   await build();
   auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
   await auth.start();
-  cic = await startMiniCic();
-  proxy = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
+  cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
   const dir = mkdtempSync(join(tmpdir(), 'cic-run-'));
   env = {
     PATH: process.env.PATH,
     CIC_AUTH_URL: auth.url,
-    CIC_URL: `https://127.0.0.1:${proxy.port}`,
+    CIC_URL: cic.url,
     CIC_CLIENT_ID: auth.clientId,
     CIC_CLIENT_SECRET: auth.clientSecret,
     CIC_DEVICE_ID: 'run-test-device',
@@ -97,8 +94,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
-  await proxy.close();
-  await cic.close();
+  await cic.stop();
   await auth.stop();
 });
 
@@ -125,7 +121,7 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     // Freeze the link: detection within pingInterval + pingTimeout + 1 s.
     const mark = rt.err.length;
     const frozenAt = Date.now();
-    proxy.freeze();
+    cic.freeze(true);
     const down = await rt.waitFor('err', (j) => j.msg === 'cic state' && j.to === 'reconnecting', 'reconnecting', mark);
     const detectMs = down.at - frozenAt;
     console.log(`frozen link detected after ${detectMs} ms (bound ${PING_INTERVAL_MS + PING_TIMEOUT_MS + 1000} ms)`);
@@ -136,7 +132,7 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     const before = cic.counts.events;
     rt.send({ namespace: 'Test', name: 'Queued1' });
     rt.send({ namespace: 'Test', name: 'Queued2' });
-    proxy.thaw();
+    cic.freeze(false);
     const outMark = rt.out.length;
     await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued2', 'Queued2 sent', outMark);
     await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued1', 'Queued1 sent', outMark);
@@ -148,7 +144,7 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     const end = Date.now() + 10_000;
     while (cic.held.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
     assert.is(cic.held.length, 1);
-    proxy.cut();
+    cic.dropSocket();
     const failed = await rt.waitFor('out', (j) => j.eventFailed?.name === 'InFlight', 'eventFailed');
     assert.equal(Object.keys(failed.json.eventFailed), ['messageId', 'namespace', 'name', 'code']);
     assert.is(failed.json.eventFailed.code, 'CIC_EVENT_FAILED');
