@@ -8,6 +8,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { CicError, isCicError } from '../errors';
+import { jsonErrorOffset } from '../util/json-position';
 import type { Logger } from '../log';
 import type { CicClient } from '../cic/client';
 import type { OutgoingEvent, ReceivedDirective } from '../cic/types';
@@ -28,8 +29,9 @@ export function parseEventLine(line: string): EventLine {
   let v: unknown;
   try {
     v = JSON.parse(line);
-  } catch (e) {
-    throw new CicError('USAGE', `stdin line is not JSON: ${(e as Error).message.slice(0, 120)}`);
+  } catch {
+    // Not V8's message: it quotes the line, which may carry user data.
+    throw new CicError('USAGE', `stdin line is not JSON (error at column ${jsonErrorOffset(line) + 1})`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CicError('USAGE', 'stdin line must be a JSON object');
   const o = v as Record<string, unknown>;
