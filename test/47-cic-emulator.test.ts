@@ -182,6 +182,27 @@ test('GOAWAY on every connection: bounded attempts with a growing backoff', asyn
   }
 });
 
+test('GOAWAY above an in-flight event: it moves to the new connection with the same messageId and is answered there', async () => {
+  const t = await setup();
+  try {
+    t.client.start();
+    await t.client.ready();
+    t.emu.holdEvents = true;
+    const sent = t.client.sendEvent({ namespace: 'System', name: 'SynchronizeState' });
+    await until(() => t.emu.held.length === 1, 'the event to be held');
+    t.emu.holdEvents = false;
+    t.emu.goaway(0, 1); // the downchannel (stream 1) is processed, the event (stream 3) is not
+    const r = await sent;
+    assert.is(r.status, 204);
+    assert.is(t.emu.counts.connections, 2);
+    const names = t.emu.events.map((e) => e.messageId);
+    assert.is(names.filter((id) => id === r.messageId).length, 2, 'seen once refused on the old connection, once answered on the new');
+    assert.is(t.emu.held.length, 1);
+  } finally {
+    await t.done();
+  }
+});
+
 test('expired tokens: 401, one refresh, ready again', async () => {
   const t = await setup();
   try {

@@ -352,6 +352,11 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.log.info('GOAWAY: moving to a new connection', { errorCode });
     live.keepalive?.stop();
     this.live = undefined;
+    // Release the old downchannel now: CIC answers 429 to a second downchannel while the
+    // first is still open, and the new connection is about to ask for one.
+    const oldDownchannel = live.downchannel;
+    live.downchannel = undefined;
+    oldDownchannel?.cancel(H2_ERROR.CANCEL);
     this.draining.add(live.conn);
     live.conn.once('close', () => this.draining.delete(live.conn));
     const wasReady = this.state === 'ready';
