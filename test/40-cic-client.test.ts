@@ -7,10 +7,13 @@ import { readDirectives } from '../src/cic/directive-reader';
 import type { StateChange } from '../src/cic/state';
 import { isCicError, type CicError } from '../src/errors';
 import { FakeClock } from './support/fake-clock';
-import { startMiniCic, type MiniCic } from './support/mini-cic';
+import { startCicEmulator, type CicEmulator } from './emulator/cic-emulator';
+import { testPki } from './support/certs';
 import { startFaultProxy } from './support/fault-proxy';
 
 const UA = 'Test/Client/1.0.0 (Linux 6.1;test-hw)';
+const pki = testPki();
+const startCic = () => startCicEmulator({ cert: pki.server.cert, key: pki.server.key });
 
 /** Bounded wait for a condition produced by real I/O (a failure guard, not a delay). */
 async function until(pred: () => boolean, what: string, rounds = 2500): Promise<void> {
@@ -57,23 +60,23 @@ function makeClient(port: number, ca: string, clock: FakeClock, extra: Partial<C
   return { client, states, tk };
 }
 
-async function withCic(fn: (cic: MiniCic) => Promise<void>): Promise<void> {
-  const cic = await startMiniCic();
+async function withCic(fn: (cic: CicEmulator) => Promise<void>): Promise<void> {
+  const cic = await startCic();
   try {
     await fn(cic);
   } finally {
-    await cic.close();
+    await cic.stop();
   }
 }
 
 test('normal start: every state once, ready only after the downchannel said Hello', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client, states } = makeClient(cic.port, cic.ca, clock);
+    const { client, states } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
     assert.equal(states.map((s) => s.to), ['authorizing', 'connecting', 'opening-downchannel', 'ready']);
-    assert.is(cic.counts.downchannel, 1);
+    assert.is(cic.counts.downchannels, 1);
     await client.stop();
     assert.is(client.state, 'closed');
   });
@@ -82,15 +85,14 @@ test('normal start: every state once, ready only after the downchannel said Hell
 test('an event round trip carries a fresh messageId, the token and the User-Agent', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client } = makeClient(cic.port, cic.ca, clock);
+    const { client } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
     const sent = client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: { a: 1 } });
     const r = await sent;
     assert.is(r.status, 204);
     assert.match(r.messageId, /^[0-9a-f-]{36}$/);
-    const ev = cic.events[0]!.metadata as { event: { header: { messageId: string; namespace: string } } };
-    assert.is(ev.event.header.messageId, r.messageId);
+    assert.is(cic.events[0]!.messageId, r.messageId);
     assert.is(cic.events[0]!.token, 'token-one-aaaaaa');
     await client.stop();
   });
@@ -99,13 +101,13 @@ test('an event round trip carries a fresh messageId, the token and the User-Agen
 test('events sent before ready wait in the queue and are sent exactly once', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client } = makeClient(cic.port, cic.ca, clock);
+    const { client } = makeClient(cic.port, pki.ca, clock);
     const pending = [1, 2, 3].map((i) => client.sendEvent({ namespace: 'Test', name: `E${i}` }));
     assert.is(client.stats().queued, 3);
     client.start();
     const results = await Promise.all(pending);
     assert.equal(results.map((r) => r.status), [204, 204, 204]);
-    const names = cic.events.map((e) => (e.metadata as { event: { header: { name: string } } }).event.header.name);
+    const names = cic.events.map((e) => e.name);
     assert.equal(names.sort(), ['E1', 'E2', 'E3']);
     await client.stop();
   });
@@ -126,23 +128,23 @@ test('queue limits: overflow rejects with CIC_QUEUE_FULL, old entries with CIC_Q
 test('a downchannel reset on a live connection is re-created at once', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client, states } = makeClient(cic.port, cic.ca, clock);
+    const { client, states } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
-    cic.downchannels[0]!.close(0x2); // RST_STREAM INTERNAL_ERROR
-    await until(() => cic.counts.downchannel === 2 && client.state === 'ready', 'a second downchannel');
+    cic.resetDownchannel(0x2); // RST_STREAM INTERNAL_ERROR
+    await until(() => cic.counts.downchannels === 2 && client.state === 'ready', 'a second downchannel');
     const after = states.slice(4).map((s) => s.to);
     assert.equal(after, ['opening-downchannel', 'ready']);
-    assert.is(cic.server.sessions.size, 1, 'same connection');
+    assert.is(cic.counts.connections, 1, 'same connection');
     await client.stop();
   });
 });
 
 test('401 on the downchannel: one refresh, one retry, ready with the new token', async () => {
   await withCic(async (cic) => {
-    cic.failNext('/v1/directives', 401);
+    cic.respondStatus('/v1/directives', 401);
     const clock = new FakeClock();
-    const { client, tk } = makeClient(cic.port, cic.ca, clock);
+    const { client, tk } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
     assert.is(tk.t.refreshes, 1);
@@ -153,9 +155,9 @@ test('401 on the downchannel: one refresh, one retry, ready with the new token',
 
 test('401 twice in a row closes the client with CIC_UNAUTHORIZED', async () => {
   await withCic(async (cic) => {
-    cic.failNext('/v1/directives', 401, 2);
+    cic.respondStatus('/v1/directives', 401, 2);
     const clock = new FakeClock();
-    const { client, tk } = makeClient(cic.port, cic.ca, clock);
+    const { client, tk } = makeClient(cic.port, pki.ca, clock);
     client.start();
     const err = await client.ready().catch((e: CicError) => e);
     assert.ok(isCicError(err, 'CIC_UNAUTHORIZED'), String(err));
@@ -167,10 +169,10 @@ test('401 twice in a row closes the client with CIC_UNAUTHORIZED', async () => {
 test('401 on an event: one refresh, the event is retried once and succeeds', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client, tk } = makeClient(cic.port, cic.ca, clock);
+    const { client, tk } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
-    cic.failNext('/v1/events', 401);
+    cic.respondStatus('/v1/events', 401);
     const r = await client.sendEvent({ namespace: 'T', name: 'X' });
     assert.is(r.status, 204);
     assert.is(tk.t.refreshes, 1);
@@ -183,12 +185,11 @@ test('401 on an event: one refresh, the event is retried once and succeeds', asy
 test('GOAWAY while ready: a new connection is opened at once and events go there', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client, states } = makeClient(cic.port, cic.ca, clock);
+    const { client, states } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
-    const first = [...cic.server.sessions][0]!;
-    first.goaway(0);
-    await until(() => cic.counts.downchannel === 2 && client.state === 'ready', 'the new connection');
+    cic.goaway(0);
+    await until(() => cic.counts.downchannels === 2 && client.state === 'ready', 'the new connection');
     assert.ok(states.some((s) => s.reason === 'goaway'));
     const r = await client.sendEvent({ namespace: 'T', name: 'AfterGoaway' });
     assert.is(r.status, 204);
@@ -201,7 +202,7 @@ test('a frozen link is declared dead after one ping interval plus the timeout, t
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
     try {
       const clock = new FakeClock();
-      const { client, states } = makeClient(proxy.port, cic.ca, clock, { pingIntervalMs: 1_000, pingTimeoutMs: 500 });
+      const { client, states } = makeClient(proxy.port, pki.ca, clock, { pingIntervalMs: 1_000, pingTimeoutMs: 500 });
       client.start();
       await client.ready();
       proxy.freeze();
@@ -229,18 +230,17 @@ test('a frozen link is declared dead after one ping interval plus the timeout, t
 test('pingMode http: GET /ping every interval, and a missing 204 declares the link dead', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client, states } = makeClient(cic.port, cic.ca, clock, { pingMode: 'http', pingIntervalMs: 1_000, pingTimeoutMs: 500 });
+    const { client, states } = makeClient(cic.port, pki.ca, clock, { pingMode: 'http', pingIntervalMs: 1_000, pingTimeoutMs: 500 });
     client.start();
     await client.ready();
     const rtts: number[] = [];
     client.on('ping', (r) => rtts.push(r));
     clock.advance(1_000);
     await until(() => rtts.length === 1, 'the first /ping answer');
-    assert.is(cic.counts.ping, 1);
-    let second = false;
-    cic.server.route('/ping', () => (second = true)); // accepted, never answered
+    assert.is(cic.counts.httpPings, 1);
+    cic.holdHttpPings = true; // accepted, never answered
     clock.advance(1_000);
-    await until(() => second, 'the second probe to reach the server');
+    await until(() => cic.heldPings === 1, 'the second probe to reach the server');
     assert.is(client.state, 'ready');
     clock.advance(500);
     await until(() => client.state === 'reconnecting', 'the link to be declared dead');
@@ -251,10 +251,10 @@ test('pingMode http: GET /ping every interval, and a missing 204 declares the li
 
 test('refused connections: bounded attempts with a growing backoff, no tight loop', async () => {
   const clock = new FakeClock();
-  const dead = await startMiniCic();
+  const dead = await startCic();
   const port = dead.port;
-  await dead.close();
-  const { client, states } = makeClient(port, dead.ca, clock);
+  await dead.stop();
+  const { client, states } = makeClient(port, pki.ca, clock);
   client.start();
   const delays: number[] = [];
   for (let i = 0; i < 8; i++) {
@@ -276,13 +276,12 @@ test('an event in flight when the connection dies is reported failed, never rese
     const proxy = await startFaultProxy({ host: '127.0.0.1', port: cic.port });
     try {
       const clock = new FakeClock();
-      const { client } = makeClient(proxy.port, cic.ca, clock);
+      const { client } = makeClient(proxy.port, pki.ca, clock);
       client.start();
       await client.ready();
-      let arrived = false;
-      cic.server.route('/v1/events', () => (arrived = true)); // accepted, never answered
+      cic.holdEvents = true; // accepted, never answered
       const sent = client.sendEvent({ namespace: 'T', name: 'InFlight' }).catch((e: CicError) => e);
-      await until(() => arrived && client.stats().inFlight === 1, 'the event to reach the server');
+      await until(() => cic.held.length === 1 && client.stats().inFlight === 1, 'the event to reach the server');
       proxy.cut();
       const err = await sent;
       assert.ok(isCicError(err as CicError, 'CIC_EVENT_FAILED'), String(err));
@@ -306,7 +305,7 @@ test('stop() rejects queued events with CIC_STOPPED and closes', async () => {
 test('directives of a dialog that is no longer current are dropped', async () => {
   await withCic(async (cic) => {
     const clock = new FakeClock();
-    const { client } = makeClient(cic.port, cic.ca, clock);
+    const { client } = makeClient(cic.port, pki.ca, clock);
     const got: string[] = [];
     const dropped: string[] = [];
     client.on('directive', (d) => got.push(d.directive.header.name));

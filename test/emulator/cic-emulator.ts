@@ -54,6 +54,9 @@ export class CicEmulator {
   readonly counts = { connections: 0, downchannels: 0, events: 0, pings: 0, httpPings: 0, s401: 0, s412: 0, s429: 0 };
   /** While set, events are accepted and never answered. */
   holdEvents = false;
+  /** While set, GET /ping is accepted and never answered (counted in heldPings). */
+  holdHttpPings = false;
+  heldPings = 0;
   readonly held: http2.ServerHttp2Stream[] = [];
   private readonly h2 = http2.createServer({ settings: { maxConcurrentStreams: 100 } });
   private readonly front: tls.Server;
@@ -191,6 +194,7 @@ export class CicEmulator {
     if (path === '/v1/directives' && headers[':method'] === 'GET') return this.downchannel(stream, session);
     if (path === '/v1/events' && headers[':method'] === 'POST') return this.event(stream, session, token, headers);
     if (path === '/ping' && headers[':method'] === 'GET') {
+      if (this.holdHttpPings) return void this.heldPings++;
       this.counts.httpPings++;
       stream.respond({ ':status': 204 });
       return void stream.end();
