@@ -21,6 +21,10 @@ NGHTTP2_VERSION=1.64.0
 NGHTTP2_VERSION_NUM=0x014000
 ORIG_SHA256=b452dc69a1fcbc9375389b8b154175d8b7b125cdd713fc426774c2b79a1ebd77
 SUITE=trixie
+# Fallback when the mirror's index names a revision whose files it does not (yet) serve: the
+# trixie revision below, fetched straight from the pool and pinned by SHA-256.
+FALLBACK_DEBIAN=1.64.0-1.1+deb13u1
+FALLBACK_DEBIAN_SHA256=e16478701c5c007aa8761dc30c01090b2217199558bd1017b1d237db463d758c
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${CIC_NGHTTP2_CACHE:-$root/node_modules/.cache/cic-nghttp2}
@@ -93,8 +97,11 @@ fetch_with_apt() {
   [ "$(id -u)" = 0 ] || opts=("${opts[@]/APT::Sandbox::User=root/APT::Sandbox::User=$(id -un)}")
   say "fetching the $SUITE source index from the configured Debian mirror"
   apt-get -qq "${opts[@]}" update >&2 || die "apt-get update for the $SUITE sources failed"
-  (cd "$apt/get" && apt-get -qq "${opts[@]}" source --download-only nghttp2 >&2) \
-    || die "apt-get source nghttp2 failed"
+  if ! (cd "$apt/get" && apt-get -qq "${opts[@]}" source --download-only nghttp2 >&2); then
+    say "apt-get source failed; falling back to the pinned $FALLBACK_DEBIAN files from the pool"
+    fetch_pinned "$mirror" "$apt/pinned"; rm -rf "$apt"
+    return
+  fi
   local dsc
   dsc=$(ls "$apt"/get/nghttp2_"$NGHTTP2_VERSION"-*.dsc 2>/dev/null | head -n1)
   [ -n "$dsc" ] || die "the $SUITE source package is not nghttp2 $NGHTTP2_VERSION: $(ls "$apt/get")"
@@ -109,6 +116,29 @@ fetch_with_apt() {
     "$(ls "$apt"/get/nghttp2_"$NGHTTP2_VERSION"-*.debian.tar.xz | head -n1)"
   basename "$dsc" .dsc | sed 's/^nghttp2_//' >"$tree/.debian-version"
   rm -rf "$apt"
+}
+
+# Downloads URL to FILE with whichever client the machine has (Node.js is always there).
+download() {
+  local url=$1 out=$2
+  if command -v curl >/dev/null; then curl -fsS --retry 3 -o "$out" "$url"
+  elif command -v wget >/dev/null; then wget -q -O "$out" "$url"
+  else node -e 'fetch(process.argv[1]).then(async (r) => { if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      require("fs").writeFileSync(process.argv[2], Buffer.from(await r.arrayBuffer())); })
+      .catch((e) => { console.error(e.message); process.exit(1); })' "$url" "$out"
+  fi
+}
+
+fetch_pinned() {
+  local mirror=$1 dir=$2 pool=$1/pool/main/n/nghttp2
+  mkdir -p "$dir"
+  download "$pool/nghttp2_$NGHTTP2_VERSION.orig.tar.gz" "$dir/orig.tar.gz" || die "cannot download the upstream tarball"
+  download "$pool/nghttp2_$FALLBACK_DEBIAN.debian.tar.xz" "$dir/debian.tar.xz" || die "cannot download the Debian tarball"
+  [ "$(sha256sum "$dir/debian.tar.xz" | cut -d' ' -f1)" = "$FALLBACK_DEBIAN_SHA256" ] \
+    || die "checksum mismatch for nghttp2_$FALLBACK_DEBIAN.debian.tar.xz"
+  unpack_and_patch "$dir/orig.tar.gz" "$dir/debian.tar.xz"
+  echo "$FALLBACK_DEBIAN" >"$tree/.debian-version"
+  rm -rf "$dir"
 }
 
 prepare() {
