@@ -28,13 +28,13 @@
     },
     {
       'target_name': 'cic_h2',
-      'sources': ['native/binding.cc', 'native/session.cc'],
+      'sources': ['native/binding.cc', 'native/session.cc', 'native/abi-compat.cc'],
       'dependencies': ['nghttp2'],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
       'defines': ['NAPI_VERSION=8', 'NAPI_DISABLE_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED'],
       'cflags_cc': ['-std=c++17', '-fno-exceptions', '-fno-rtti', '-fvisibility-inlines-hidden'],
       'cflags_cc!': ['-fno-rtti', '-std=gnu++17', '-std=gnu++20'],
-      'ldflags': ['-Wl,--exclude-libs,ALL', '-Wl,--gc-sections', '-Wl,-z,relro', '-Wl,-z,now'],
+      'ldflags': ['-Wl,--exclude-libs,ALL', '-Wl,--version-script=<(module_root_dir)/native/exports.map', '-Wl,--gc-sections', '-Wl,-z,relro', '-Wl,-z,now'],
     },
   ],
 }

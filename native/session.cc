@@ -213,8 +213,10 @@ void Session::Destroy() {
   for (auto& entry : streams_) delete entry.second;
   streams_.clear();
   buffered_body_ = 0;
-  pending_out_.clear();
-  pending_out_.shrink_to_fit();
+  // Releases the buffer's capacity. Not shrink_to_fit(): since GCC 11 that calls the
+  // argument-less reserve() from GLIBCXX_3.4.29, which the libstdc++ of older device images
+  // (and the one the official arm64 Node build targets) does not have.
+  std::string().swap(pending_out_);
 }
 
 void Session::ClearPendingHeaders() {

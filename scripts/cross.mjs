@@ -10,8 +10,9 @@
 //              (apt-get update + install); without it a missing toolchain prints the exact
 //              apt-get command and exits 2, so nothing is installed behind anyone's back
 //   --clean    discard the per-target build directories first
-//   --strict-abi  fail (instead of warn) when the addon needs newer glibc/libstdc++ symbol
-//              versions than the official Node build for its target needs itself
+//   --lax-abi  warn (instead of fail) when the addon needs newer glibc/libstdc++ symbol
+//              versions than the official Node build for its target needs itself (the
+//              default is strict: such an addon does not load on the device)
 //   --docker   the same steps inside scripts/Dockerfile via `docker buildx build`, for machines
 //              without the toolchains (needs a reachable Docker daemon with buildx)
 //
@@ -85,7 +86,7 @@ function has(cmd) {
 }
 
 function parseArgs(argv) {
-  const opts = { targets: [], install: false, clean: false, docker: false, strictAbi: false, help: false };
+  const opts = { targets: [], install: false, clean: false, docker: false, strictAbi: true, help: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--target') opts.targets.push(argv[++i]);
@@ -94,6 +95,7 @@ function parseArgs(argv) {
     else if (a === '--clean') opts.clean = true;
     else if (a === '--docker') opts.docker = true;
     else if (a === '--strict-abi') opts.strictAbi = true;
+    else if (a === '--lax-abi') opts.strictAbi = false;
     else if (a === '--help' || a === '-h') opts.help = true;
     else fail(2, `unknown argument ${a} (see the header of scripts/cross.mjs)`);
   }
