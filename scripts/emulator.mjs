@@ -17,7 +17,11 @@ import { compileTs } from './compile-ts.mjs';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
 
-export async function startEmulators({ quiet = false, secretsLog = null } = {}) {
+/**
+ * Starts both emulators. `stateDir` holds the token file; `envFile: null` writes no settings
+ * file (for callers that pass `env` on themselves, such as the emulated ARM run).
+ */
+export async function startEmulators({ quiet = false, secretsLog = null, stateDir = null, envFile: envFileOption } = {}) {
   await compileTs();
   const { testPki } = require(join(root, 'build/ts/test/support/certs.js'));
   const { AuthEmulator } = require(join(root, 'build/ts/test/emulator/auth-server.js'));
@@ -28,7 +32,7 @@ export async function startEmulators({ quiet = false, secretsLog = null } = {}) 
   const cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
   const account = auth.addAccount();
   const termsAccount = auth.addAccount({ termsAgreed: false });
-  const dir = join(root, 'build', 'emulator-state');
+  const dir = stateDir ?? join(root, 'build', 'emulator-state');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const env = {
     CIC_AUTH_URL: auth.url,
@@ -46,8 +50,8 @@ export async function startEmulators({ quiet = false, secretsLog = null } = {}) 
     CIC_DEMO_CC_CLIENT_SECRET: auth.ccClients[0].clientSecret,
     CIC_DEMO_CC_TOKEN_URL: auth.ccTokenUrl,
   };
-  const envFile = join(root, 'build', 'emulator.env');
-  writeFileSync(envFile, Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n') + '\n', { mode: 0o600 });
+  const envFile = envFileOption === undefined ? join(root, 'build', 'emulator.env') : envFileOption;
+  if (envFile) writeFileSync(envFile, Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n') + '\n', { mode: 0o600 });
   if (!quiet) {
     console.log(`auth emulator  ${auth.url}`);
     console.log(`CIC emulator   https://127.0.0.1:${cic.port}`);

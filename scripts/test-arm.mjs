@@ -17,10 +17,13 @@
 //     name,                                   unique, used by --scenario
 //     timeoutMs,                              emulated run limit (scaled by --timeout-scale)
 //     hostSetup?(ctx) → host                  start host-side peers; host.close() runs afterwards
+//     beforeRun?(ctx, host, emulate)          earlier emulated steps: await emulate({args, env})
+//                                             → run (e.g. `login` before `run`)
 //     emulatedScript(ctx, host) → path        JS file the emulated node runs (e.g. ctx.bundle)
 //     args?(ctx, host) → string[]             its arguments
 //     env?(ctx, host) → {}                    extra environment (e.g. CIC_ADDON_PATH: ctx.addon)
-//     onLine?(line, json, io, ctx, host)      each stdout line as it arrives (json when it parses);
+//     onLine?(line, json, io, ctx, host, stream)  each stdout/stderr line as it arrives (json
+//                                             when it parses; stream 'stdout' | 'stderr');
 //                                             io.write(data), io.end(), io.kill(signal), io.elapsedMs()
 //     check(run, ctx, host) → summary         throw to fail; run = {code, signal, stdout, stderr,
 //                                             lines, at: {step: ms since spawn}, ms, timedOut}
@@ -33,6 +36,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TARGETS } from './cross.mjs';
 import { armNodeVersion, ensureArmNode } from './arm-node.mjs';
+import { cicScenario } from './arm-cic.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -94,6 +98,7 @@ export const SCENARIOS = [
         `drop → ${dropped.requestError}/${dropped.closeCode}, reconnected in ${steps.get('reconnected').t - dropped.t} ms; total ${run.ms} ms`;
     },
   },
+  cicScenario,
 ];
 
 function lastStep(run) {
@@ -204,15 +209,14 @@ function runEmulated(ctx, scenario, host, timeoutMs, verbose) {
     };
     if (!scenario.onLine) child.stdin.end();
     child.stdin.on('error', () => {}); // the script may exit without reading stdin
-    let partial = '';
-    child.stdout.on('data', (d) => {
-      const text = d.toString('utf8');
-      run.stdout += text;
-      partial += text;
+    const partial = { stdout: '', stderr: '' };
+    const onText = (stream, text) => {
+      run[stream] += text;
+      partial[stream] += text;
       let nl;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
+      while ((nl = partial[stream].indexOf('\n')) >= 0) {
+        const line = partial[stream].slice(0, nl);
+        partial[stream] = partial[stream].slice(nl + 1);
         let json;
         try {
           json = line.startsWith('{') ? JSON.parse(line) : undefined;
@@ -220,21 +224,21 @@ function runEmulated(ctx, scenario, host, timeoutMs, verbose) {
           json = undefined;
         }
         const ms = elapsedMs();
-        if (json?.step && run.at[json.step] === undefined) run.at[json.step] = ms;
-        run.lines.push({ ms, text: line, json });
-        if (verbose) console.log(`    [${ctx.target} ${scenario.name} +${ms} ms] ${line}`);
+        if (stream === 'stdout') {
+          if (json?.step && run.at[json.step] === undefined) run.at[json.step] = ms;
+          run.lines.push({ ms, text: line, json });
+        }
+        if (verbose) console.log(`    [${ctx.target} ${scenario.name} ${stream} +${ms} ms] ${line}`);
         try {
-          scenario.onLine?.(line, json, io, ctx, host);
+          scenario.onLine?.(line, json, io, ctx, host, stream);
         } catch (e) {
           run.onLineError = e;
           child.kill('SIGKILL');
         }
       }
-    });
-    child.stderr.on('data', (d) => {
-      run.stderr += d.toString('utf8');
-      if (verbose) process.stderr.write(d);
-    });
+    };
+    child.stdout.on('data', (d) => onText('stdout', d.toString('utf8')));
+    child.stderr.on('data', (d) => onText('stderr', d.toString('utf8')));
     let killTimer;
     const timer = setTimeout(() => {
       run.timedOut = true;
@@ -262,6 +266,11 @@ async function runScenario(ctx, scenario, opts) {
   let host;
   try {
     host = scenario.hostSetup ? await scenario.hostSetup(ctx) : undefined;
+    if (scenario.beforeRun) {
+      const emulate = (step) =>
+        runEmulated(ctx, { name: `${scenario.name}:before`, emulatedScript: scenario.emulatedScript, ...step, args: () => step.args ?? [], env: () => step.env ?? {} }, host, timeoutMs, opts.verbose);
+      await scenario.beforeRun(ctx, host, emulate);
+    }
     const run = await runEmulated(ctx, scenario, host, timeoutMs, opts.verbose);
     if (run.onLineError) throw run.onLineError;
     try {
