@@ -28,7 +28,8 @@ export const cicScenario = {
     const env = Object.fromEntries(RUNTIME_ENV.map((k) => [k, emus.env[k]]));
     return {
       emus,
-      env: { ...env, CIC_LOG_LEVEL: 'debug', CIC_PING_INTERVAL_MS: '2000', CIC_PING_TIMEOUT_MS: '1500' },
+      // NODE_OPTIONS as in the README's systemd unit: the runtime must live in that heap.
+      env: { ...env, CIC_LOG_LEVEL: 'debug', CIC_PING_INTERVAL_MS: '2000', CIC_PING_TIMEOUT_MS: '1500', NODE_OPTIONS: '--max-old-space-size=32 --max-semi-space-size=1' },
       transitions: [],
       readyCount: 0,
       sent: [],
