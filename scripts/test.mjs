@@ -20,7 +20,8 @@ const opt = (name, dflt) => {
 };
 const suite = opt('--suite', 'main');
 const jobs = Number(opt('--jobs', process.env.CIC_TEST_JOBS ?? '1'));
-const fileTimeoutS = Number(opt('--timeout', process.env.CIC_TEST_FILE_TIMEOUT_S ?? '300'));
+// The fault suite holds the 10-minute soak and the 1,000-round crash tests: a longer limit.
+const fileTimeoutS = Number(opt('--timeout', process.env.CIC_TEST_FILE_TIMEOUT_S ?? (suite === 'main' ? '300' : '1200')));
 const filters = args;
 
 const SUITES = { main: ['test'], faults: ['test/faults'], all: ['test', 'test/faults'] };
@@ -59,7 +60,8 @@ function runFile(rel) {
   const js = join(root, 'build/ts', rel.replace(/\.ts$/, '.js'));
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--enable-source-maps', js], {
+    const preload = join(root, 'build/ts/test/support/uvu-details.js');
+    const child = spawn(process.execPath, ['--enable-source-maps', '--require', preload, js], {
       cwd: root,
       env: { ...process.env, NO_COLOR: '1', CIC_TEST_ROOT: root, CIC_TEST_SECRETS_LOG: secretsLog },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,7 +2,7 @@
 // this CA through the `ca` option; nothing turns certificate verification off.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface CertPair {
   key: string;
@@ -32,8 +32,17 @@ export interface TestPki {
 const SAN_LOCAL = 'DNS:localhost,IP:127.0.0.1,IP:::1';
 const VERSION = 'v2'; // bump when the set of certificates changes
 
+/** The project root: $CIC_TEST_ROOT, else the nearest directory above this file with the project's package.json (compiled and bundled copies live at different depths). */
 function rootDir(): string {
-  return process.env.CIC_TEST_ROOT ?? join(__dirname, '..', '..', '..');
+  if (process.env.CIC_TEST_ROOT) return process.env.CIC_TEST_ROOT;
+  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
+    try {
+      if (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name === 'cic-runtime') return dir;
+    } catch {
+      /* no package.json here: keep walking up */
+    }
+  }
+  return process.cwd();
 }
 
 function openssl(args: string[], cwd: string): void {
