@@ -165,6 +165,9 @@ export function httpRequest(options: HttpRequestOptions): Promise<HttpResponse> 
       path: `${url.pathname}${url.search}`,
       headers,
       agent: false,
+      // Explicit: left unset, NODE_TLS_REJECT_UNAUTHORIZED=0 in the environment would turn
+      // verification off and send credentials to any server.
+      rejectUnauthorized: true,
     };
     if (secureContext) requestOptions.secureContext = secureContext;
 

@@ -430,7 +430,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     // A ready connection that died is replaced at once (its first backoff step is small);
     // everything else waits a full jittered step.
     const delay = immediate && this.backoff.attempts === 0 ? 0 : this.backoff.next();
-    this.log.warn('cic attempt failed', { stage, code: err.code, retryInMs: delay });
+    // The message says what to do about it (e.g. "the device clock is probably not set").
+    this.log.warn('cic attempt failed', { stage, code: err.code, message: err.message, retryInMs: delay });
     this.transition('reconnecting', `${stage}: ${err.code}`, err);
     if (immediate && delay === 0) this.backoff.next(); // the next failure in a row waits
     this.clock.clearTimeout(this.retryTimer);

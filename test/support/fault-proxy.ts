@@ -78,8 +78,9 @@ export async function startFaultProxy(target: { host: string; port: number }, se
         if (!to.destroyed) to.write(chunk);
       };
       const delay = settings.delayMs + (settings.jitterMs > 0 ? random() * settings.jitterMs : 0);
-      if (delay <= 0) return send();
-      // Keep order: a chunk never overtakes the one before it, whatever the jitter drew.
+      // Keep order: a chunk never overtakes the one before it, whatever the jitter drew —
+      // also when the delay was just lowered to 0 while earlier chunks still wait.
+      if (delay <= 0 && lastDue <= Date.now()) return send();
       const due = Math.max(Date.now() + delay, lastDue);
       lastDue = due;
       const t = setTimeout(() => {
