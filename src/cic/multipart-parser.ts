@@ -137,7 +137,8 @@ export class MultipartParser {
 
   /** Bytes the parser currently holds (body + header block + partial delimiter). */
   get bufferedBytes(): number {
-    return this.bodyLen + this.headBytes + this.lineCarryLen + this.pendK + (this.pendCR ? 1 : 0);
+    // headBytes already counts the carried partial header line (lineCarryLen is a part of it).
+    return this.bodyLen + this.headBytes + this.pendK + (this.pendCR ? 1 : 0);
   }
 
   /** Body bytes pushed so far. */

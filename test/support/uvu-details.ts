@@ -7,11 +7,12 @@ import Module = require('node:module');
 type Handler = (...args: unknown[]) => unknown;
 
 function printable(e: unknown): unknown {
-  if (!(e instanceof Error) || typeof (e as { details?: unknown }).details !== 'object' || (e as { details?: unknown }).details === null) return e;
+  const details = (e as { details?: unknown } | null)?.details;
+  if (!(e instanceof Error) || typeof details !== 'object' || details === null) return e;
   const code = (e as { code?: unknown }).code;
   const out = new Error(`${typeof code === 'string' ? `${code}: ` : ''}${e.message}`);
   out.stack = e.stack;
-  (out as Error & { details: string }).details = JSON.stringify((e as { details: unknown }).details, null, 2);
+  (out as Error & { details: string }).details = JSON.stringify(details, null, 2);
   return out;
 }
 
