@@ -14,6 +14,8 @@
 //   eventQueueSize      CIC_EVENT_QUEUE_SIZE        16       events waiting for a connection; bounded so an outage cannot
 //                                                            grow memory
 //   eventQueueMaxAgeMs  CIC_EVENT_QUEUE_MAX_AGE_MS  30000    an utterance answered half a minute late is worse than an error
+//   eventTimeoutMs      CIC_EVENT_TIMEOUT_MS        60000    an event exchange that moves no byte this long fails: a server
+//                                                            that accepts a request and never answers cannot hold it forever
 //
 // Decisions:
 // - pingTimeoutMs defaults to 10 s and must stay below pingIntervalMs: a live link ACKs within
@@ -38,6 +40,7 @@ import { jsonErrorOffset, lineColumn } from './util/json-position';
 import { validateUserAgent } from './cic/user-agent';
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS } from './cic/keepalive';
 import { EVENT_QUEUE_MAX_AGE_MS, EVENT_QUEUE_SIZE } from './cic/event-queue';
+import { EVENT_IDLE_TIMEOUT_MS } from './cic/event-sender';
 
 export type AuthRegion = 'KR' | 'JP';
 export type PingMode = 'frame' | 'http';
@@ -61,10 +64,11 @@ export interface Config {
   connectTimeoutMs: number;
   eventQueueSize: number;
   eventQueueMaxAgeMs: number;
+  eventTimeoutMs: number;
 }
 
 export type ConfigKey = keyof Config;
-export type ConfigDefaults = Pick<Config, 'tokenFile' | 'pingIntervalMs' | 'pingTimeoutMs' | 'logLevel' | 'authRegion' | 'pingMode' | 'connectTimeoutMs' | 'eventQueueSize' | 'eventQueueMaxAgeMs'>;
+export type ConfigDefaults = Pick<Config, 'tokenFile' | 'pingIntervalMs' | 'pingTimeoutMs' | 'logLevel' | 'authRegion' | 'pingMode' | 'connectTimeoutMs' | 'eventQueueSize' | 'eventQueueMaxAgeMs' | 'eventTimeoutMs'>;
 
 export const CONNECT_TIMEOUT_MS = 10_000; // TCP + TLS + first SETTINGS (same as the h2 layer's default)
 
@@ -78,6 +82,7 @@ export const CONFIG_DEFAULTS: Readonly<ConfigDefaults> = Object.freeze({
   connectTimeoutMs: CONNECT_TIMEOUT_MS,
   eventQueueSize: EVENT_QUEUE_SIZE, // 16 events
   eventQueueMaxAgeMs: EVENT_QUEUE_MAX_AGE_MS, // 30 s
+  eventTimeoutMs: EVENT_IDLE_TIMEOUT_MS, // 60 s without a byte moved
 });
 
 /**
@@ -121,6 +126,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: 'connectTimeoutMs', env: 'CIC_CONNECT_TIMEOUT_MS', flag: 'connect-timeout-ms', type: 'integer', default: D.connectTimeoutMs, min: 500, max: 300_000, description: 'ms for TCP + TLS + first SETTINGS' },
   { key: 'eventQueueSize', env: 'CIC_EVENT_QUEUE_SIZE', flag: 'event-queue-size', type: 'integer', default: D.eventQueueSize, min: 1, max: 10_000, description: 'events that may wait for a connection' },
   { key: 'eventQueueMaxAgeMs', env: 'CIC_EVENT_QUEUE_MAX_AGE_MS', flag: 'event-queue-max-age-ms', type: 'integer', default: D.eventQueueMaxAgeMs, min: 100, max: 3_600_000, description: 'ms a waiting event may wait before it fails' },
+  { key: 'eventTimeoutMs', env: 'CIC_EVENT_TIMEOUT_MS', flag: 'event-timeout-ms', type: 'integer', default: D.eventTimeoutMs, min: 1000, max: 3_600_000, description: 'ms an event exchange may move no byte before it fails' },
 ];
 
 /** Every value flag the configuration understands, `config` included (without dashes). */

@@ -293,6 +293,31 @@ test('an event in flight when the connection dies is reported failed, never rese
   });
 });
 
+test('an event the server accepts and never answers fails after the idle deadline (fake clock); the connection stays up', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client } = makeClient(cic.port, pki.ca, clock, { eventTimeoutMs: 5_000 });
+    client.start();
+    await client.ready();
+    cic.holdEvents = true; // accepted, never answered; PINGs still ACKed
+    const sent = client.sendEvent({ namespace: 'T', name: 'Unanswered' }).catch((e: CicError) => e);
+    await until(() => cic.held.length === 1, 'the event to reach the server');
+    clock.advance(4_999);
+    assert.is(client.stats().inFlight, 1, 'still waiting just before the deadline');
+    clock.advance(1);
+    const err = (await sent) as CicError;
+    assert.ok(isCicError(err, 'CIC_EVENT_FAILED'), String(err));
+    assert.is((err.details as { cause: string }).cause, 'ERR_TIMEOUT');
+    assert.match(err.message, /no byte moved for 5000 ms/);
+    assert.is(client.state, 'ready');
+    cic.holdEvents = false;
+    const ok = await client.sendEvent({ namespace: 'T', name: 'Answered' });
+    assert.ok(ok.status === 200 || ok.status === 204, `status ${ok.status}`);
+    assert.is(cic.counts.connections, 1, 'no reconnect for one slow event');
+    await client.stop();
+  });
+});
+
 test('stop() rejects queued events with CIC_STOPPED and closes', async () => {
   const clock = new FakeClock();
   const { client } = makeClient(1, 'unused', clock);

@@ -57,6 +57,7 @@ test('the contract names: file key, environment variable and kebab-case flag', (
     ['deviceKeyFile', 'CIC_DEVICE_KEY_FILE', 'device-key-file'], ['pingMode', 'CIC_PING_MODE', 'ping-mode'],
     ['connectTimeoutMs', 'CIC_CONNECT_TIMEOUT_MS', 'connect-timeout-ms'], ['eventQueueSize', 'CIC_EVENT_QUEUE_SIZE', 'event-queue-size'],
     ['eventQueueMaxAgeMs', 'CIC_EVENT_QUEUE_MAX_AGE_MS', 'event-queue-max-age-ms'],
+    ['eventTimeoutMs', 'CIC_EVENT_TIMEOUT_MS', 'event-timeout-ms'],
   ];
   assert.equal(CONFIG_KEYS.map((k) => [k.key, k.env, k.flag]), contract);
   for (const k of CONFIG_KEYS) {
@@ -78,6 +79,7 @@ test('defaults: the documented values, and nothing else is set', () => {
     connectTimeoutMs: 10_000,
     eventQueueSize: 16,
     eventQueueMaxAgeMs: 30_000,
+    eventTimeoutMs: 60_000,
   });
   for (const k of CONFIG_KEYS) {
     assert.is(k.default, (CONFIG_DEFAULTS as Record<string, unknown>)[k.key], `${k.key}: table and defaults agree`);
@@ -156,6 +158,7 @@ const BAD: Record<ConfigKey, [string, string]> = {
   connectTimeoutMs: ['1.5', 'must be an integer between 500 and 300000'],
   eventQueueSize: ['-1', 'must be an integer between 1 and 10000'],
   eventQueueMaxAgeMs: ['99999999999', 'must be an integer between 100 and 3600000'],
+  eventTimeoutMs: ['500', 'must be an integer between 1000 and 3600000'],
 };
 
 test('every field: the message names the field and its source (env, flag, file)', () => {

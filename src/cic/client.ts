@@ -42,6 +42,8 @@ export interface CicClientOptions {
   /** 'frame' (HTTP/2 PING, default) or 'http' (GET /ping expecting 204). */
   pingMode?: 'frame' | 'http';
   connectTimeoutMs?: number;
+  /** An event exchange that moves no byte for this long fails (CIC_EVENT_FAILED, cause ERR_TIMEOUT). */
+  eventTimeoutMs?: number;
   helloTimeoutMs?: number;
   stableAfterMs?: number;
   queueSize?: number;
@@ -112,6 +114,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       readDirectives: opts.readDirectives,
       log: this.log,
       onDirective: (d) => this.deliver(d),
+      clock: this.clock,
+      idleTimeoutMs: opts.eventTimeoutMs,
     });
   }
 

@@ -8,7 +8,8 @@ import { CicError, isCicError } from '../errors';
 import type { Logger } from '../log';
 import type { Connection } from '../h2/connection';
 import type { ClientStream } from '../h2/stream';
-import { sleep, type Clock } from '../util/clock';
+import { sleep, type Clock, type TimerHandle } from '../util/clock';
+import { H2_ERROR } from '../h2/constants';
 import { EventBodyWriter } from './multipart-writer';
 import { buildEventMetadata, type ContextEntry } from './message';
 import { exceptionFromBody } from './directive';
@@ -16,6 +17,13 @@ import { statusError } from './http-status';
 import type { DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective } from './types';
 
 const MAX_ERROR_BODY = 64 * 1024;
+/**
+ * An event whose exchange moved no byte either way for this long is cancelled and failed.
+ * Without it, a server that accepts a request and never answers (while still ACKing PINGs)
+ * would hold the event forever. An idle measure, not a total one: a long utterance upload or a
+ * long streamed answer stays alive as long as bytes move.
+ */
+export const EVENT_IDLE_TIMEOUT_MS = 60_000;
 
 export interface PendingEvent {
   messageId: string;
@@ -41,6 +49,9 @@ export interface EventSenderOptions {
   log: Logger;
   onDirective: (d: ReceivedDirective) => void;
   now?: () => number;
+  /** Runs the idle deadline (an injected clock in tests). */
+  clock?: Clock;
+  idleTimeoutMs?: number;
 }
 
 export class EventSender {
@@ -108,30 +119,36 @@ export class EventSender {
     const problems: CicError[] = [];
     const errorBody: Buffer[] = [];
     let errorBytes = 0;
+    const idle = this.idleDeadline(stream);
     stream.once('response', (head) => {
+      idle.touch();
       if (head.status === 200) {
         const reader = this.opts.readDirectives(head.headers['content-type'] ?? '', 'event', (d) => directives.push(d), (err) => problems.push(err));
-        stream.on('data', (c) => reader.push(c));
+        stream.on('data', (c) => (idle.touch(), reader.push(c)));
         stream.once('end', () => reader.end());
       } else {
         stream.on('data', (c) => {
+          idle.touch();
           if (errorBytes < MAX_ERROR_BODY) errorBody.push(c);
           errorBytes += c.length;
         });
       }
     });
-    const audio = p.audio !== undefined ? this.pumpAudio(stream, writer, p.audio) : Promise.resolve();
+    const audio = p.audio !== undefined ? this.pumpAudio(stream, writer, p.audio, idle.touch) : Promise.resolve();
     try {
       await stream.finished();
     } catch (err) {
       const e = err as CicError;
+      idle.stop();
       if (e.retryable && (e.code === 'H2_GOAWAY' || e.code === 'H2_REFUSED_STREAM') && p.audio === undefined) return hooks.requeue(p);
       await audio.catch(() => {});
-      return p.reject(new CicError('CIC_EVENT_FAILED', `event ${p.namespace}.${p.name} failed in flight: ${e.message}`, {
+      const why = idle.expired ? `no byte moved for ${idle.ms} ms` : e.message;
+      return p.reject(new CicError('CIC_EVENT_FAILED', `event ${p.namespace}.${p.name} failed in flight: ${why}`, {
         cause: e,
-        details: { messageId: p.messageId, cause: e.code },
+        details: { messageId: p.messageId, cause: idle.expired ? 'ERR_TIMEOUT' : e.code },
       }));
     }
+    idle.stop();
     await audio.catch(() => {});
     const status = stream.head!.status;
     if (status === 200 || status === 204) {
@@ -145,7 +162,29 @@ export class EventSender {
     p.reject(statusError(status, `event ${p.namespace}.${p.name}`, { messageId: p.messageId, exception: exception?.details }));
   }
 
-  private async pumpAudio(stream: ClientStream, writer: EventBodyWriter, audio: NonNullable<OutgoingEvent['audio']>): Promise<void> {
+  /** The idle deadline of one exchange: touch() on every byte moved; expiry cancels the stream. */
+  private idleDeadline(stream: ClientStream): { touch: () => void; stop: () => void; expired: boolean; ms: number } {
+    const clock = this.opts.clock;
+    const ms = this.opts.idleTimeoutMs ?? EVENT_IDLE_TIMEOUT_MS;
+    let timer: TimerHandle | undefined;
+    const state = {
+      expired: false,
+      ms,
+      touch: () => {
+        if (!clock || state.expired) return;
+        clock.clearTimeout(timer);
+        timer = clock.setTimeout(() => {
+          state.expired = true;
+          stream.cancel(H2_ERROR.CANCEL);
+        }, ms);
+      },
+      stop: () => clock?.clearTimeout(timer),
+    };
+    state.touch();
+    return state;
+  }
+
+  private async pumpAudio(stream: ClientStream, writer: EventBodyWriter, audio: NonNullable<OutgoingEvent['audio']>, touch: () => void): Promise<void> {
     const waitDrain = () => new Promise<void>((resolve) => {
       const done = () => {
         stream.off('drain', done);
@@ -159,6 +198,7 @@ export class EventSender {
     try {
       for await (const chunk of audio as AsyncIterable<Uint8Array>) {
         if (stream.settled) return;
+        touch();
         for (const piece of writer.audioChunk(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) {
           if (!stream.write(piece) && !stream.settled) await waitDrain();
         }

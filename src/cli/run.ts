@@ -37,6 +37,7 @@ export async function run(ctx: Context, io: RunIo): Promise<number> {
     connectTimeoutMs: c.connectTimeoutMs,
     queueSize: c.eventQueueSize,
     queueMaxAgeMs: c.eventQueueMaxAgeMs,
+    eventTimeoutMs: c.eventTimeoutMs,
   });
   tm.on('warning', (w) => ctx.log.warn('token warning', { code: w.code, message: w.message }));
   client.on('ping', (rttMs) => ctx.log.debug('ping', { rttMs }));
