@@ -71,6 +71,7 @@ export function checkBudget(file, limit) {
 
 async function main() {
   const js = await bundle();
+  await (await import('./bench/bundle.mjs')).buildBenchBundle(); // dist/cic-runtime-bench.js
   const addonSrc = arg('--addon') ?? join(root, 'build/Release/cic_h2.node');
   const target = arg('--target') ?? hostTarget();
   let ok = checkBudget(js, BUDGET.bundleBytes);
