@@ -28,7 +28,7 @@
     },
     {
       'target_name': 'cic_h2',
-      'sources': ['native/binding.cc', 'native/session.cc', 'native/abi-compat.cc'],
+      'sources': ['native/binding.cc', 'native/session.cc', 'native/abi-compat.cc', 'native/alarm.cc'],
       'dependencies': ['nghttp2'],
       'include_dirs': ["<!(node -p \"require('node-addon-api').include_dir\")"],
       'defines': ['NAPI_VERSION=8', 'NAPI_DISABLE_CPP_EXCEPTIONS', 'NODE_ADDON_API_DISABLE_DEPRECATED'],

@@ -2,6 +2,7 @@
 #include <napi.h>
 #include <nghttp2/nghttp2.h>
 
+#include "alarm.h"
 #include "events.h"
 #include "session.h"
 
@@ -27,6 +28,7 @@ Napi::Value ErrorString(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Session", cic::Session::Init(env));
+  exports.Set("Alarm", cic::Alarm::Init(env));
   exports.Set("nghttp2Version", Napi::Function::New(env, Nghttp2Version));
   exports.Set("liveSessions", Napi::Function::New(env, LiveSessions));
   exports.Set("errorString", Napi::Function::New(env, ErrorString));

@@ -15,7 +15,8 @@ import type { ClientStream, ResponseHead } from '../h2/stream';
 import type { NativeBinding } from '../h2/native';
 import { H2_ERROR } from '../h2/constants';
 import { Backoff, type BackoffOptions } from '../util/backoff';
-import { systemClock, type Clock, type TimerHandle } from '../util/clock';
+import { type Clock, type TimerHandle } from '../util/clock';
+import { preciseClock } from '../h2/precise-clock';
 import { EventQueue, type Queued } from './event-queue';
 import { Keepalive, PING_INTERVAL_MS, PING_TIMEOUT_MS } from './keepalive';
 import { canTransition, type ClientState, type StateChange } from './state';
@@ -92,7 +93,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   private draining = new Set<Connection>();
   private retryTimer: TimerHandle | undefined;
   private helloTimer: TimerHandle | undefined;
-  private stableTimer: TimerHandle | undefined;
+  /** When the current connection became ready (cleared at the next failure). */
+  private readySince: number | undefined;
   private unauthorizedStreak = 0;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: CicError) => void }> = [];
   private currentDialog: string | undefined;
@@ -100,7 +102,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   constructor(opts: CicClientOptions) {
     super();
     this.opts = opts;
-    this.clock = opts.clock ?? systemClock;
+    // The precise clock: a PING deadline cancelled by its ACK does not wake the process later.
+    this.clock = opts.clock ?? preciseClock(opts.binding);
     this.log = opts.log ?? silentLogger;
     this.userAgent = opts.userAgent;
     const url = new URL(opts.url);
@@ -326,11 +329,9 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.unauthorizedStreak = 0;
     live.readyAt = this.clock.now();
     this.transition('ready', 'Clova.Hello received');
-    // Backoff resets only once the connection has proven stable.
-    this.clock.clearTimeout(this.stableTimer);
-    this.stableTimer = this.clock.setTimeout(() => {
-      if (this.live === live && this.state === 'ready') this.backoff.reset();
-    }, this.opts.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS);
+    // Backoff resets only once the connection has proven stable: checked when it fails
+    // (fail()), not with a timer, which would be one more wake-up of an idle device.
+    this.readySince = live.readyAt;
     if (!live.keepalive) {
       live.keepalive = new Keepalive({
         clock: this.clock,
@@ -424,7 +425,10 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       return;
     }
     this.clock.clearTimeout(this.helloTimer);
-    this.clock.clearTimeout(this.stableTimer);
+    if (this.readySince !== undefined && this.clock.now() - this.readySince >= (this.opts.stableAfterMs ?? DEFAULT_STABLE_AFTER_MS)) {
+      this.backoff.reset();
+    }
+    this.readySince = undefined;
     const live = this.live;
     if (!keepConnection && live) {
       this.live = undefined;
@@ -484,8 +488,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   }
 
   private clearTimers(): void {
-    for (const t of [this.retryTimer, this.helloTimer, this.stableTimer]) this.clock.clearTimeout(t);
-    this.retryTimer = this.helloTimer = this.stableTimer = undefined;
+    for (const t of [this.retryTimer, this.helloTimer]) this.clock.clearTimeout(t);
+    this.retryTimer = this.helloTimer = undefined;
   }
 
   // ---- events and directives -------------------------------------------------------------

@@ -65,8 +65,16 @@ export interface EventKinds {
   GOAWAY_SENT: number;
 }
 
+/** One libuv timer (native/alarm.h): arm(ms) replaces any pending expiry; disarm() really stops it. */
+export interface NativeAlarm {
+  arm(ms: number): void;
+  disarm(): void;
+  close(): void;
+}
+
 export interface NativeBinding {
   Session: new (options?: NativeSessionOptions) => NativeSession;
+  Alarm: new (callback: () => void) => NativeAlarm;
   nghttp2Version(): string;
   liveSessions(): number;
   errorString(code: number): string;
