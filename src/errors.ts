@@ -110,9 +110,35 @@ export class CicError extends Error {
     this.details = options.details;
   }
 
+  /**
+   * The serialized form (JSON.stringify(err)). Hazard: details may quote a server's text,
+   * and a server can echo a token back (a System.Exception description); registered secrets
+   * are scrubbed from every string here. `details` itself stays unredacted on purpose: the
+   * 451 details carry the authorization code the CLI must print (termsRequired()).
+   */
   toJSON(): Record<string, unknown> {
-    return { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: this.details } : {}) };
+    return { code: this.code, message: this.message, retryable: this.retryable, ...(this.details ? { details: redactDeep(this.details, 0) } : {}) };
   }
+
+  /** What console.log, util.inspect and an uncaught-error report print: details scrubbed as in toJSON. */
+  [Symbol.for('nodejs.util.inspect.custom')](_depth: number, options: object, inspect: (value: unknown, options?: object) => string): string {
+    const extra: Record<string, unknown> = { code: this.code, retryable: this.retryable };
+    if (this.details) extra.details = redactDeep(this.details, 0);
+    if (this.cause !== undefined) extra.cause = this.cause;
+    return `${this.stack ?? `${this.name}: ${this.message}`} ${inspect(extra, options)}`;
+  }
+}
+
+/** Redacts registered secrets in the strings of plain objects and arrays (other values as they are). */
+function redactDeep(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactText(value);
+  if (value === null || typeof value !== 'object' || depth > 8) return value;
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1));
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = redactDeep(v, depth + 1);
+  return out;
 }
 
 export function isCicError(e: unknown, code?: ErrorCode): e is CicError {

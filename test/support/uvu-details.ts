@@ -12,7 +12,9 @@ function printable(e: unknown): unknown {
   const code = (e as { code?: unknown }).code;
   const out = new Error(`${typeof code === 'string' ? `${code}: ` : ''}${e.message}`);
   out.stack = e.stack;
-  (out as Error & { details: string }).details = JSON.stringify(details, null, 2);
+  // toJSON() is the redacted form: a server may have echoed a token into details.
+  const shown = typeof (e as { toJSON?: unknown }).toJSON === 'function' ? ((e as { toJSON: () => { details?: unknown } }).toJSON().details ?? details) : details;
+  (out as Error & { details: string }).details = JSON.stringify(shown, null, 2);
   return out;
 }
 
