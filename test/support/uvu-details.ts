@@ -13,7 +13,8 @@ function printable(e: unknown): unknown {
   const out = new Error(`${typeof code === 'string' ? `${code}: ` : ''}${e.message}`);
   out.stack = e.stack;
   // toJSON() is the redacted form: a server may have echoed a token into details.
-  const shown = typeof (e as { toJSON?: unknown }).toJSON === 'function' ? ((e as { toJSON: () => { details?: unknown } }).toJSON().details ?? details) : details;
+  const toJSON = (e as unknown as { toJSON?: () => { details?: unknown } }).toJSON;
+  const shown = typeof toJSON === 'function' ? (toJSON.call(e).details ?? details) : details;
   (out as Error & { details: string }).details = JSON.stringify(shown, null, 2);
   return out;
 }
