@@ -4,13 +4,13 @@
 //   node scripts/build.mjs [--addon PATH --target linux-arm64 [--strip TOOL]] [--check-budget]
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { releaseBuildOptions } from './release-options.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
-const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 
 export const BUDGET = {
   bundleBytes: 80 * 1024, // dist/cic-runtime.js, minified
@@ -29,21 +29,7 @@ function hostTarget() {
 
 export async function bundle() {
   mkdirSync(dist, { recursive: true });
-  const { privateNames } = await import('./private-names.mjs');
-  const mangled = privateNames();
-  const common = {
-    // Only names the type checker proves are private members anywhere in src/ (see
-    // scripts/private-names.mjs): esbuild leaves TypeScript `private` names at full length.
-    mangleProps: mangled.length ? new RegExp(`^(${mangled.join('|')})$`) : undefined,
-    bundle: true,
-    platform: 'node',
-    target: 'node18',
-    format: 'cjs',
-    minify: true,
-    legalComments: 'none',
-    define: { __CIC_VERSION__: JSON.stringify(pkg.version) },
-    logLevel: 'warning',
-  };
+  const common = await releaseBuildOptions();
   await build({ ...common, entryPoints: [join(root, 'src/cli.ts')], outfile: join(dist, 'cic-runtime.js'), banner: { js: '#!/usr/bin/env node' } });
   chmodSync(join(dist, 'cic-runtime.js'), 0o755);
   return join(dist, 'cic-runtime.js');

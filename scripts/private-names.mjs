@@ -11,7 +11,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 export function privateNames() {
   const config = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
-  const program = ts.createProgram({ rootNames: config.fileNames.filter((f) => f.includes('/src/')), options: config.options });
+  const program = ts.createProgram({ rootNames: config.fileNames.filter((f) => f.startsWith(join(root, 'src') + '/')), options: config.options });
   const checker = program.getTypeChecker();
   const srcFiles = program.getSourceFiles().filter((f) => f.fileName.startsWith(join(root, 'src')));
   const isPrivateDecl = (d) =>

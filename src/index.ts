@@ -8,3 +8,7 @@ export { createLogger, type Logger, type LogLevel } from './log';
 export { systemClock, type Clock } from './util/clock';
 export { Backoff, type BackoffOptions } from './util/backoff';
 export { RUNTIME_VERSION } from './version';
+export { CicClient, type CicClientOptions, type CicClientEvents } from './cic/client';
+export { readDirectives } from './cic/directive-reader';
+export type { EventResult, OutgoingEvent, ReceivedDirective, TokenSource } from './cic/types';
+export { preciseClock } from './h2/precise-clock';

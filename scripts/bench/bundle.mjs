@@ -1,4 +1,4 @@
-// Bundles the benchmark (src/bench/main.ts: orchestrator, bench CIC server, runtime and
+// Bundles the benchmark (scripts/bench/src/main.ts: orchestrator, bench CIC server, runtime and
 // node:http2 clients) into dist/cic-runtime-bench.js with the release build's settings, so the
 // runtime contender runs the code the shipped bundle runs. The bench server's throwaway TLS
 // identity (CA + 127.0.0.1/::1/localhost certificate, openssl) is generated here and embedded,
@@ -11,6 +11,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { releaseBuildOptions } from '../release-options.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const dist = join(root, 'dist');
@@ -38,24 +39,12 @@ export function generateBenchPki() {
 
 export async function buildBenchBundle({ outfile = BENCH_BUNDLE } = {}) {
   mkdirSync(dist, { recursive: true });
-  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-  const { privateNames } = await import('../private-names.mjs');
-  const mangled = privateNames();
+  const common = await releaseBuildOptions(); // the release bundle's settings
   await build({
-    entryPoints: [join(root, 'src/bench/main.ts')],
+    ...common,
+    entryPoints: [join(root, 'scripts/bench/src/main.ts')],
     outfile,
-    // The same settings as the release bundle (scripts/build.mjs).
-    mangleProps: mangled.length ? new RegExp(`^(${mangled.join('|')})$`) : undefined,
-    bundle: true,
-    platform: 'node',
-    target: 'node18',
-    format: 'cjs',
-    minify: true,
-    legalComments: 'none',
-    define: {
-      __CIC_VERSION__: JSON.stringify(pkg.version),
-      __BENCH_PKI__: JSON.stringify(generateBenchPki() ?? null),
-    },
+    define: { ...common.define, __BENCH_PKI__: JSON.stringify(generateBenchPki() ?? null) },
     banner: { js: '#!/usr/bin/env node' },
     logLevel: 'warning',
   });

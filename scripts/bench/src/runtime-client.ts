@@ -1,10 +1,7 @@
 // The runtime contender: the library's CicClient (state machine, event sender, multipart
 // writer and reader, keepalive) on the runtime's Connection and native nghttp2 addon — the
 // code the shipped bundle runs. Nothing here touches node:http2.
-import { CicClient } from '../cic/client';
-import { readDirectives } from '../cic/directive-reader';
-import { CicError } from '../errors';
-import { Connection } from '../h2/connection';
+import { CicClient, CicError, Connection, readDirectives } from '../../../src/index';
 import type { Contender, ContenderOptions } from './contender';
 import { BENCH_USER_AGENT, benchEvent } from './workload';
 

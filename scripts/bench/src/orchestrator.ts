@@ -7,8 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { availableParallelism, cpus, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { addonFileName } from '../h2/native';
-import { RUNTIME_VERSION } from '../version';
+import { addonFileName, RUNTIME_VERSION } from '../../../src/index';
 import type { BenchArgs } from './args';
 import type { LoadResult } from './client-main';
 import type { CaMode, ContenderKind } from './contender';
@@ -209,7 +208,7 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
     nodeOptions: env.NODE_OPTIONS ?? 'unset',
     server: o.url
       ? `external: ${o.url}`
-      : `dedicated minimal CIC server (src/bench/server.ts, node:http2 ${process.version}, TLS) on ${url}`,
+      : `dedicated minimal CIC server (scripts/bench/src/server.ts, node:http2 ${process.version}, TLS) on ${url}`,
     pki: pki.source,
     h2load: h2loadVer ?? (!o.h2load || !o.phases.has('h2load') ? 'disabled' : o.clientExec.length ? 'skipped (clients run through --client-exec; h2load would run natively)' : 'not installed (Debian: nghttp2-client)'),
     strace: straceOk ? 'strace -c -f' : 'not used',
