@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { TokenStore } from '../src/auth/token-store';
 import { FORMAT_VERSION, decodeTokens, scanFile } from '../src/auth/token-record';
 import { counterOf } from './support/store-crash-writer';
+import { prng } from './support/prng';
 
 const ROUNDS = Number(process.env.CIC_CRASH_ROUNDS ?? 1000);
 const TIME_LIMIT_MS = Number(process.env.CIC_CRASH_TIME_LIMIT_S ?? 240) * 1000;
@@ -21,18 +22,6 @@ const SEED = Number(process.env.CIC_CRASH_SEED ?? 0x5eed1);
  * first dozen saves, including mid-write, between rename and acknowledgement, and in cleanup. */
 const MAX_KILL_DELAY_MS = 25;
 const WRITER = join(__dirname, 'support', 'store-crash-writer.js');
-
-/** mulberry32: small seeded PRNG, so a failing schedule can be replayed with CIC_CRASH_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // NODE_EXTRA_CA_CERTS costs ~50 ms per Node start (it parses a whole CA bundle).
 const childEnv = { ...process.env };

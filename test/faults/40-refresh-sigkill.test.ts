@@ -26,24 +26,13 @@ import type { StoredTokens } from '../../src/auth/types';
 import { AuthEmulator } from '../emulator/auth-server';
 import { testPki } from '../support/certs';
 import { fingerprint } from './40-refresh-child';
+import { prng } from '../support/prng';
 
 const ROUNDS = Number(process.env.CIC_FAULT_REFRESH_ROUNDS ?? 1000);
 const TIME_LIMIT_MS = Number(process.env.CIC_FAULT_REFRESH_TIME_LIMIT_S ?? 270) * 1000;
 const SEED = Number(process.env.CIC_FAULT_REFRESH_SEED ?? 0x40f17);
 const CHILD = join(__dirname, '40-refresh-child.js');
 const DEVICE = 'device-fault-40';
-
-/** mulberry32: a failing kill schedule replays with the same seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Line {
   t: string;
