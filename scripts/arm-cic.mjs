@@ -98,7 +98,7 @@ export const cicScenario = {
     if (!host.pings.length) throw new Error('no PING ACK');
     if (host.droppedAt === undefined || host.readyCount < 2) throw new Error(`no reconnect after the forced drop (ready ${host.readyCount}×)`);
     if (!path.slice(firstReady + 1).includes('reconnecting')) throw new Error(`the drop did not go through reconnecting: ${path.join(' → ')}`);
-    if (host.emus.cic.counts.connections < 2) throw new Error(`the emulator saw ${host.emus.cic.counts.connections} connections`);
+    if (host.emus.cic.counters.sessions < 2) throw new Error(`the emulator saw ${host.emus.cic.counters.sessions} connections`);
     if (run.code !== 0) throw new Error(`exit ${run.code ?? run.signal} after SIGTERM`);
     return `states idle → ${path.join(' → ')}; login ${host.login.ms} ms; spawn→Hello ${host.helloMs} ms, ` +
       `2 events 200 (Speak received); ping rtt ${host.pings[0]} ms; ` +

@@ -30,7 +30,7 @@ const { ClovaAuthClient } = lib('src/auth/clova-auth.js');
 const { TokenManager } = lib('src/auth/token-manager.js');
 const { testPki } = lib('test/support/certs.js');
 const { AuthEmulator } = lib('test/emulator/auth-server.js');
-const { startCicEmulator } = lib('test/emulator/cic-emulator.js');
+const { directive, startCicEmulator } = lib('test/emulator/cic-server.js');
 
 console.log(`cic-runtime demo — nghttp2 ${loadBinding().nghttp2Version()} inside the addon, Node ${process.version}`);
 const pki = testPki();
@@ -74,7 +74,7 @@ const r = await client.sendEvent({ namespace: 'System', name: 'SynchronizeState'
 show(`event ${r.messageId} answered ${r.status}`);
 const asked = await client.sendEvent({ namespace: 'TextRecognizer', name: 'Recognize', payload: { text: 'what is the weather' }, dialogRequestId: 'demo-dialog-1' });
 for (const d of asked.directives) show(`answer: ${d.directive.header.namespace}.${d.directive.header.name} with ${d.attachments.map((a) => `${a.body.length}-byte attachment`).join(', ')}`);
-cic.pushDirective('Settings', 'Update', { volume: 5 });
+cic.pushDirective(directive('Settings', 'Update', { volume: 5 }));
 
 say('PING round trips (every 2 s in this demo; every 60 s by default)');
 await new Promise((resolve) => {

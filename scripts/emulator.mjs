@@ -28,7 +28,7 @@ export async function startEmulators({ quiet = false, secretsLog = null, stateDi
   const pki = testPki();
   const auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca, secretsLog });
   await auth.start();
-  const { startCicEmulator } = require(join(root, 'build/ts/test/emulator/cic-emulator.js'));
+  const { startCicEmulator } = require(join(root, 'build/ts/test/emulator/cic-server.js'));
   const cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
   const account = auth.addAccount();
   const termsAccount = auth.addAccount({ termsAgreed: false });

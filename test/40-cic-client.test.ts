@@ -7,7 +7,7 @@ import { readDirectives } from '../src/cic/directive-reader';
 import type { StateChange } from '../src/cic/state';
 import { isCicError, type CicError } from '../src/errors';
 import { FakeClock } from './support/fake-clock';
-import { startCicEmulator, type CicEmulator } from './emulator/cic-emulator';
+import { directive, startCicEmulator, type CicEmulator } from './emulator/cic-server';
 import { testPki } from './support/certs';
 import { startFaultProxy } from './support/fault-proxy';
 
@@ -76,7 +76,7 @@ test('normal start: every state once, ready only after the downchannel said Hell
     client.start();
     await client.ready();
     assert.equal(states.map((s) => s.to), ['authorizing', 'connecting', 'opening-downchannel', 'ready']);
-    assert.is(cic.counts.downchannels, 1);
+    assert.is(cic.counters.downchannelsOpened, 1);
     await client.stop();
     assert.is(client.state, 'closed');
   });
@@ -132,10 +132,10 @@ test('a downchannel reset on a live connection is re-created at once', async () 
     client.start();
     await client.ready();
     cic.resetDownchannel(0x2); // RST_STREAM INTERNAL_ERROR
-    await until(() => cic.counts.downchannels === 2 && client.state === 'ready', 'a second downchannel');
+    await until(() => cic.counters.downchannelsOpened === 2 && client.state === 'ready', 'a second downchannel');
     const after = states.slice(4).map((s) => s.to);
     assert.equal(after, ['opening-downchannel', 'ready']);
-    assert.is(cic.counts.connections, 1, 'same connection');
+    assert.is(cic.counters.sessions, 1, 'same connection');
     await client.stop();
   });
 });
@@ -188,8 +188,8 @@ test('GOAWAY while ready: a new connection is opened at once and events go there
     const { client, states } = makeClient(cic.port, pki.ca, clock);
     client.start();
     await client.ready();
-    cic.goaway(0);
-    await until(() => cic.counts.downchannels === 2 && client.state === 'ready', 'the new connection');
+    cic.goaway({ code: 0 });
+    await until(() => cic.counters.downchannelsOpened === 2 && client.state === 'ready', 'the new connection');
     assert.ok(states.some((s) => s.reason === 'goaway'));
     const r = await client.sendEvent({ namespace: 'T', name: 'AfterGoaway' });
     assert.is(r.status, 204);
@@ -237,10 +237,10 @@ test('pingMode http: GET /ping every interval, and a missing 204 declares the li
     client.on('ping', (r) => rtts.push(r));
     clock.advance(1_000);
     await until(() => rtts.length === 1, 'the first /ping answer');
-    assert.is(cic.counts.httpPings, 1);
-    cic.holdHttpPings = true; // accepted, never answered
+    assert.is(cic.counters.pingRequests, 1);
+    cic.holdPingRequests(true); // accepted, never answered
     clock.advance(1_000);
-    await until(() => cic.heldPings === 1, 'the second probe to reach the server');
+    await until(() => cic.counters.pingRequestsHeld === 1, 'the second probe to reach the server');
     assert.is(client.state, 'ready');
     clock.advance(500);
     await until(() => client.state === 'reconnecting', 'the link to be declared dead');
@@ -279,9 +279,9 @@ test('an event in flight when the connection dies is reported failed, never rese
       const { client } = makeClient(proxy.port, pki.ca, clock);
       client.start();
       await client.ready();
-      cic.holdEvents = true; // accepted, never answered
+      cic.holdEvents(true); // accepted, never answered
       const sent = client.sendEvent({ namespace: 'T', name: 'InFlight' }).catch((e: CicError) => e);
-      await until(() => cic.held.length === 1 && client.stats().inFlight === 1, 'the event to reach the server');
+      await until(() => cic.counters.eventsHeld === 1 && client.stats().inFlight === 1, 'the event to reach the server');
       proxy.cut();
       const err = await sent;
       assert.ok(isCicError(err as CicError, 'CIC_EVENT_FAILED'), String(err));
@@ -299,9 +299,9 @@ test('an event the server accepts and never answers fails after the idle deadlin
     const { client } = makeClient(cic.port, pki.ca, clock, { eventTimeoutMs: 5_000 });
     client.start();
     await client.ready();
-    cic.holdEvents = true; // accepted, never answered; PINGs still ACKed
+    cic.holdEvents(true); // accepted, never answered; PINGs still ACKed
     const sent = client.sendEvent({ namespace: 'T', name: 'Unanswered' }).catch((e: CicError) => e);
-    await until(() => cic.held.length === 1, 'the event to reach the server');
+    await until(() => cic.counters.eventsHeld === 1, 'the event to reach the server');
     clock.advance(4_999);
     assert.is(client.stats().inFlight, 1, 'still waiting just before the deadline');
     clock.advance(1);
@@ -310,10 +310,10 @@ test('an event the server accepts and never answers fails after the idle deadlin
     assert.is((err.details as { cause: string }).cause, 'ERR_TIMEOUT');
     assert.match(err.message, /no byte moved for 5000 ms/);
     assert.is(client.state, 'ready');
-    cic.holdEvents = false;
+    cic.holdEvents(false);
     const ok = await client.sendEvent({ namespace: 'T', name: 'Answered' });
     assert.ok(ok.status === 200 || ok.status === 204, `status ${ok.status}`);
-    assert.is(cic.counts.connections, 1, 'no reconnect for one slow event');
+    assert.is(cic.counters.sessions, 1, 'no reconnect for one slow event');
     await client.stop();
   });
 });
@@ -338,9 +338,9 @@ test('directives of a dialog that is no longer current are dropped', async () =>
     client.start();
     await client.ready();
     client.dialogRequestId = 'dialog-2';
-    cic.pushDirective('Test', 'Stale', {}, 'dialog-1');
-    cic.pushDirective('Test', 'Current', {}, 'dialog-2');
-    cic.pushDirective('Test', 'NoDialog');
+    cic.pushDirective(directive('Test', 'Stale', {}, 'dialog-1'));
+    cic.pushDirective(directive('Test', 'Current', {}, 'dialog-2'));
+    cic.pushDirective(directive('Test', 'NoDialog'));
     await until(() => got.length + dropped.length === 3, 'three directives');
     assert.equal(got, ['Current', 'NoDialog']);
     assert.equal(dropped, ['Stale']);

@@ -9,7 +9,7 @@ import type { StateChange } from '../src/cic/state';
 import { Connection } from '../src/h2/connection';
 import { FakeClock } from './support/fake-clock';
 import { testPki } from './support/certs';
-import { startCicEmulator } from './emulator/cic-emulator';
+import { fakeAudio, startCicEmulator, type CicEmulatorOptions } from './emulator/cic-server';
 
 const pki = testPki();
 
@@ -21,7 +21,7 @@ async function until(pred: () => boolean, what: string, rounds = 2500): Promise<
   throw new Error(`timed out waiting for ${what}`);
 }
 
-async function setup(extra: Partial<CicClientOptions> = {}, emuOpts = {}) {
+async function setup(extra: Partial<CicClientOptions> = {}, emuOpts: CicEmulatorOptions = {}) {
   const emu = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, ...emuOpts });
   const clock = new FakeClock();
   let refreshes = 0;
@@ -32,7 +32,7 @@ async function setup(extra: Partial<CicClientOptions> = {}, emuOpts = {}) {
       getAccessToken: async () => `token-${refreshes}-xxxxxxxx`,
       onUnauthorized: async () => {
         refreshes++;
-        emu.expireTokens(false);
+        emu.restoreTokens();
         return `token-${refreshes}-xxxxxxxx`;
       },
     },
@@ -80,10 +80,11 @@ test('Recognize with streamed audio: StopCapture on the downchannel, Speak with 
     const speak = r.directives[0]!;
     assert.is(speak.directive.header.name, 'Speak');
     assert.is(speak.attachments.length, 1);
-    assert.is(speak.attachments[0]!.body.length, 8192);
+    assert.is(speak.attachments[0]!.body.length, fakeAudio().length);
+    assert.ok(speak.attachments[0]!.body.equals(fakeAudio()), 'the attachment arrived whole');
     assert.is(`cid:${speak.attachments[0]!.contentId}`, (speak.directive.payload as { url: string }).url);
     const ev = t.emu.events[0]!;
-    assert.ok(ev.bodyBytes >= 6_400 && ev.bodyBytes < 100 * 3_200, `audio bytes ${ev.bodyBytes}`);
+    assert.ok(ev.audioBytes >= 6_400 && ev.audioBytes < 100 * 3_200, `audio bytes ${ev.audioBytes}`);
   } finally {
     await t.done();
   }
@@ -96,7 +97,7 @@ test('withheld PING ACKs: the connection is declared dead at interval + timeout 
     await t.client.ready();
     t.emu.withholdPingAcks(true);
     t.clock.advance(1_000);
-    await until(() => t.emu.counts.pings === 1, 'the PING to reach the emulator');
+    await until(() => t.emu.counters.pings === 1, 'the PING to reach the emulator');
     t.clock.advance(499);
     await new Promise((r) => setImmediate(r));
     assert.is(t.client.state, 'ready');
@@ -106,7 +107,7 @@ test('withheld PING ACKs: the connection is declared dead at interval + timeout 
     t.emu.withholdPingAcks(false);
     t.clock.advance(t.clock.nextDelay() ?? 0);
     await until(() => t.client.state === 'ready', 'the replacement connection');
-    assert.is(t.emu.counts.connections, 2);
+    assert.is(t.emu.counters.sessions, 2);
   } finally {
     await t.done();
   }
@@ -120,7 +121,7 @@ test('412 on an event: the downchannel is re-created and the event goes through 
     t.emu.respondStatus('/v1/events', 412);
     const r = await t.client.sendEvent({ namespace: 'System', name: 'SynchronizeState' });
     assert.is(r.status, 204);
-    assert.is(t.emu.counts.downchannels, 2);
+    assert.is(t.emu.counters.downchannelsOpened, 2);
     assert.is(t.emu.events.length, 1);
   } finally {
     await t.done();
@@ -133,7 +134,7 @@ test('an event on a connection without the downchannel gets 412 from the emulato
   try {
     const r = await conn.request({ path: '/v1/events', method: 'POST', headers: { authorization: 'Bearer t-123456', 'user-agent': 'T/C/1.0.0 (L;h)', 'content-type': 'multipart/form-data; boundary=x' }, body: '--x--' }).collect();
     assert.is(r.status, 412);
-    assert.is(emu.counts.s412, 1);
+    assert.is(emu.counters.noDownchannel, 1);
   } finally {
     await conn.close();
     await emu.stop();
@@ -149,8 +150,8 @@ test('429 on the downchannel: backoff, then the next try succeeds', async () => 
     assert.is(t.states.find((s) => s.to === 'reconnecting')!.code, 'CIC_TOO_MANY_REQUESTS');
     t.clock.advance(t.clock.nextDelay()!);
     await t.client.ready();
-    assert.is(t.emu.counts.s429, 1);
-    assert.is(t.emu.counts.downchannels, 1, 'the scripted 429 is not counted as an opened downchannel');
+    assert.is(t.emu.counters.tooManyRequests, 1);
+    assert.is(t.emu.counters.downchannelsOpened, 1, 'the scripted 429 is not counted as an opened downchannel');
   } finally {
     await t.done();
   }
@@ -169,7 +170,7 @@ test('GOAWAY on every connection: bounded attempts with a growing backoff', asyn
       t.clock.advance(d);
     }
     assert.ok(delays.every((d, i) => i === 0 || d >= delays[i - 1]!), `delays grow: ${delays}`);
-    assert.ok(t.emu.counts.connections <= 6, `${t.emu.counts.connections} connections for 5 backoff steps`);
+    assert.ok(t.emu.counters.sessions <= 6, `${t.emu.counters.sessions} connections for 5 backoff steps`);
     t.emu.goawayOnConnect(false);
     // The attempt already under way may still meet a GOAWAY; step the backoff until ready.
     for (let i = 0; i < 5 && t.client.state !== 'ready'; i++) {
@@ -187,17 +188,17 @@ test('GOAWAY above an in-flight event: it moves to the new connection with the s
   try {
     t.client.start();
     await t.client.ready();
-    t.emu.holdEvents = true;
+    t.emu.holdEvents(true);
     const sent = t.client.sendEvent({ namespace: 'System', name: 'SynchronizeState' });
-    await until(() => t.emu.held.length === 1, 'the event to be held');
-    t.emu.holdEvents = false;
-    t.emu.goaway(0, 1); // the downchannel (stream 1) is processed, the event (stream 3) is not
+    await until(() => t.emu.counters.eventsHeld === 1, 'the event to be held');
+    t.emu.holdEvents(false);
+    t.emu.goaway({ code: 0, lastStreamId: 1 }); // the downchannel (stream 1) is processed, the event (stream 3) is not
     const r = await sent;
     assert.is(r.status, 204);
-    assert.is(t.emu.counts.connections, 2);
+    assert.is(t.emu.counters.sessions, 2);
     const names = t.emu.events.map((e) => e.messageId);
     assert.is(names.filter((id) => id === r.messageId).length, 2, 'seen once refused on the old connection, once answered on the new');
-    assert.is(t.emu.held.length, 1);
+    assert.is(t.emu.counters.eventsHeld, 1);
   } finally {
     await t.done();
   }
@@ -206,11 +207,11 @@ test('GOAWAY above an in-flight event: it moves to the new connection with the s
 test('expired tokens: 401, one refresh, ready again', async () => {
   const t = await setup();
   try {
-    t.emu.expireTokens(true);
+    t.emu.expireTokens('all');
     t.client.start();
     await t.client.ready();
     assert.is(t.refreshes(), 1);
-    assert.is(t.emu.counts.s401, 1);
+    assert.is(t.emu.counters.unauthorized, 1);
   } finally {
     await t.done();
   }
@@ -222,11 +223,11 @@ test('a dropped socket and a downchannel reset are both recovered', async () => 
     t.client.start();
     await t.client.ready();
     t.emu.resetDownchannel();
-    await until(() => t.emu.counts.downchannels === 2 && t.client.state === 'ready', 'a new downchannel');
+    await until(() => t.emu.counters.downchannelsOpened === 2 && t.client.state === 'ready', 'a new downchannel');
     t.emu.dropSocket();
     await until(() => t.client.state === 'reconnecting', 'the lost connection');
     t.clock.advance(t.clock.nextDelay() ?? 0);
-    await until(() => t.client.state === 'ready' && t.emu.counts.connections === 2, 'a new connection');
+    await until(() => t.client.state === 'ready' && t.emu.counters.sessions === 2, 'a new connection');
   } finally {
     await t.done();
   }

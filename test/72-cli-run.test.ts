@@ -3,16 +3,14 @@
 // once after the reconnect, and an event in flight when the link dies is reported as failed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthEmulator } from './emulator/auth-server';
 import { testPki } from './support/certs';
-import { startCicEmulator, type CicEmulator } from './emulator/cic-emulator';
+import { buildBundle, runBundle, RuntimeProcess } from './support/runtime-process';
+import { directive, startCicEmulator, type CicEmulator } from './emulator/cic-server';
 
-const root = process.env.CIC_TEST_ROOT ?? join(__dirname, '..', '..', '..');
-const bundle = join(root, 'dist', 'cic-runtime.js');
 const pki = testPki();
 const PING_INTERVAL_MS = 1000;
 const PING_TIMEOUT_MS = 500;
@@ -21,55 +19,8 @@ let auth: AuthEmulator;
 let cic: CicEmulator;
 let env: NodeJS.ProcessEnv;
 
-interface Line {
-  at: number;
-  json: Record<string, any>;
-}
-
-class Runtime {
-  child: ChildProcessWithoutNullStreams;
-  out: Line[] = [];
-  err: Line[] = [];
-  exit: Promise<number | null>;
-  constructor() {
-    this.child = spawn(process.execPath, [bundle, 'run'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const collect = (stream: NodeJS.ReadableStream, into: Line[]) => {
-      let buf = '';
-      stream.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line.trim()) into.push({ at: Date.now(), json: JSON.parse(line) });
-        }
-      });
-    };
-    collect(this.child.stdout, this.out);
-    collect(this.child.stderr, this.err);
-    this.exit = new Promise((r) => this.child.on('close', (code) => r(code)));
-  }
-  send(event: object): void {
-    this.child.stdin.write(JSON.stringify(event) + '\n');
-  }
-  /** Bounded wait (a failure guard) for a line matching `pred`, after index `from`. */
-  async waitFor(lines: 'out' | 'err', pred: (j: Record<string, any>) => boolean, what: string, from = 0, ms = 20_000): Promise<Line> {
-    const end = Date.now() + ms;
-    while (Date.now() < end) {
-      const hit = this[lines].slice(from).find((l) => pred(l.json));
-      if (hit) return hit;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    throw new Error(`no ${what} within ${ms} ms; stderr tail: ${JSON.stringify(this.err.slice(-5).map((l) => l.json))}`);
-  }
-  state(to: string, from = 0) {
-    return this.waitFor('err', (j) => j.msg === 'cic state' && j.to === to, `state ${to}`, from);
-  }
-}
-
 test.before(async () => {
-  const { bundle: build } = await import(join(root, 'scripts', 'build.mjs'));
-  await build();
+  await buildBundle();
   auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
   await auth.start();
   cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
@@ -88,9 +39,8 @@ test.before(async () => {
     CIC_PING_TIMEOUT_MS: String(PING_TIMEOUT_MS),
     CIC_LOG_LEVEL: 'info',
   };
-  const login = spawn(process.execPath, [bundle, 'login', '--account-token', auth.addAccount()], { env, stdio: 'ignore' });
-  const code = await new Promise((r) => login.on('close', r));
-  assert.is(code, 0);
+  const login = await runBundle(['login', '--account-token', auth.addAccount()], env);
+  assert.is(login.code, 0);
 });
 
 test.after(async () => {
@@ -99,7 +49,7 @@ test.after(async () => {
 });
 
 test('run: directives out, events in, frozen link replaced, queued events once, in-flight failed', async () => {
-  const rt = new Runtime();
+  const rt = new RuntimeProcess(env);
   try {
     await rt.state('ready');
 
@@ -110,7 +60,7 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     assert.is(sent.json.eventSent.status, 204);
 
     // A directive pushed on the downchannel comes out on stdout as received.
-    cic.pushDirective('Settings', 'Update', { volume: 5 });
+    cic.pushDirective(directive('Settings', 'Update', { volume: 5 }));
     const d = await rt.waitFor('out', (j) => j.directive?.header?.name === 'Update', 'directive');
     assert.equal(d.json.directive.payload, { volume: 5 });
 
@@ -129,28 +79,33 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     assert.ok(detectMs <= PING_INTERVAL_MS + PING_TIMEOUT_MS + 1000, `detected after ${detectMs} ms`);
 
     // Events written while the link is down wait, then go out exactly once.
-    const before = cic.counts.events;
+    const before = cic.counters.eventsReceived;
     rt.send({ namespace: 'Test', name: 'Queued1' });
     rt.send({ namespace: 'Test', name: 'Queued2' });
     cic.freeze(false);
     const outMark = rt.out.length;
     await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued2', 'Queued2 sent', outMark);
     await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued1', 'Queued1 sent', outMark);
-    assert.is(cic.counts.events - before, 2, 'each queued event reached the server once');
+    assert.is(cic.counters.eventsReceived - before, 2, 'each queued event reached the server once');
 
     // An event in flight when the link dies: reported failed, never resent.
-    cic.holdEvents = true;
+    cic.holdEvents(true);
     rt.send({ namespace: 'Test', name: 'InFlight' });
     const end = Date.now() + 10_000;
-    while (cic.held.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
-    assert.is(cic.held.length, 1);
+    while (cic.counters.eventsHeld === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    assert.is(cic.counters.eventsHeld, 1);
     cic.dropSocket();
     const failed = await rt.waitFor('out', (j) => j.eventFailed?.name === 'InFlight', 'eventFailed');
     assert.equal(Object.keys(failed.json.eventFailed), ['messageId', 'namespace', 'name', 'code']);
     assert.is(failed.json.eventFailed.code, 'CIC_EVENT_FAILED');
-    cic.holdEvents = false;
+    cic.holdEvents(false);
     await rt.state('ready', rt.err.length - 1);
-    assert.is(cic.held.length, 1, 'not resent after the reconnect');
+    // An event sent after the reconnect is answered; a resend of InFlight would have gone first.
+    const afterMark = rt.out.length;
+    rt.send({ namespace: 'Test', name: 'AfterReconnect' });
+    await rt.waitFor('out', (j) => j.eventSent?.name === 'AfterReconnect', 'AfterReconnect sent', afterMark);
+    assert.is(cic.events.filter((e) => e.name === 'InFlight').length, 1, 'not resent after the reconnect');
+    assert.is(cic.counters.eventsHeld, 1);
   } finally {
     rt.child.kill('SIGTERM');
   }

@@ -1,5 +1,6 @@
-// CIC emulator: PROTOCOL.md §2 on 127.0.0.1 over real TLS (ALPN h2, the test PKI), with
-// fault injection for the client's liveness and reconnect logic.
+// CIC emulator for the tests, the demo and `npm run emulator`: PROTOCOL.md §2 on 127.0.0.1
+// over real TLS (ALPN h2, the test PKI), with fault injection for the client's liveness and
+// reconnect logic.
 //
 // Layers, per connection:
 //   net.Server (pauseOnConnect)   accepts TCP; can hold a new socket un-handshaken (frozen),
@@ -80,6 +81,8 @@ export interface EventRecord {
   name: string;
   messageId: string;
   dialogRequestId: string | undefined;
+  /** The bearer token the event came with. */
+  token: string;
   payload: unknown;
   context: unknown;
   /** Audio part bytes received so far (final once bodyComplete). */
@@ -150,12 +153,16 @@ export interface EmulatorCounters {
   downchannelsReplaced: number;
   directivesPushed: number;
   eventsReceived: number;
+  /** Events left unanswered: by holdEvents, or by a responder's 'hold'. */
+  eventsHeld: number;
   /** HTTP/2 PING frames (not ACKs) from clients, answered or not. */
   pings: number;
   /** PINGs dropped unanswered while withholdPingAcks was on. */
   pingsWithheld: number;
-  /** GET /ping requests. */
+  /** GET /ping requests, answered or held. */
   pingRequests: number;
+  /** GET /ping requests left unanswered while holdPingRequests was on. */
+  pingRequestsHeld: number;
   goawaysSent: number;
   /** Responses by status code. */
   statuses: Record<number, number>;
@@ -223,9 +230,11 @@ export class CicEmulator extends EventEmitter {
     downchannelsReplaced: 0,
     directivesPushed: 0,
     eventsReceived: 0,
+    eventsHeld: 0,
     pings: 0,
     pingsWithheld: 0,
     pingRequests: 0,
+    pingRequestsHeld: 0,
     goawaysSent: 0,
     statuses: {},
     badRequest: 0,
@@ -258,6 +267,8 @@ export class CicEmulator extends EventEmitter {
   private frozen = false;
   private heldSockets = new Set<net.Socket>();
   private withholding = false;
+  private holdingEvents = false;
+  private holdingPingRequests = false;
   private goawayAtConnect = false;
   private closingOnAccept = false;
   private refusing = false;
@@ -305,8 +316,10 @@ export class CicEmulator extends EventEmitter {
     this.listener = net.createServer({ pauseOnConnect: true }, (socket) => this.onAccept(socket));
   }
 
+  /** https://127.0.0.1:<port>, or https://[::1]:<port> for an IPv6 host. */
   get url(): string {
-    return `https://127.0.0.1:${this.port}`;
+    const host = this.opts.host ?? '127.0.0.1';
+    return `https://${net.isIPv6(host) ? `[${host}]` : host}:${this.port}`;
   }
 
   /** The current downchannel, if any. */
@@ -320,6 +333,19 @@ export class CicEmulator extends EventEmitter {
   /** Drop client PING frames (no ACK goes back) while on; counted in pingsWithheld. */
   withholdPingAcks(on: boolean): void {
     this.withholding = on;
+  }
+
+  /**
+   * While on, every event is read to its end and never answered, whatever its responder
+   * (counted in eventsHeld): a server that accepted the request and went quiet.
+   */
+  holdEvents(on: boolean): void {
+    this.holdingEvents = on;
+  }
+
+  /** While on, GET /ping is accepted and never answered (counted in pingRequestsHeld). */
+  holdPingRequests(on: boolean): void {
+    this.holdingPingRequests = on;
   }
 
   /**
@@ -617,6 +643,7 @@ export class CicEmulator extends EventEmitter {
       stream.resume();
       if (method !== 'GET') return this.sendStatus(stream, 405, 'GET only');
       this.counters.pingRequests++;
+      if (this.holdingPingRequests) return void this.counters.pingRequestsHeld++;
       return this.sendStatus(stream, 204);
     }
     if (path === '/v1/directives') {
@@ -629,7 +656,7 @@ export class CicEmulator extends EventEmitter {
         stream.resume();
         return this.sendStatus(stream, 405, 'POST only');
       }
-      return this.onEvent(conn, stream, headers);
+      return this.onEvent(conn, stream, headers, token);
     }
     stream.resume();
     this.sendStatus(stream, 404, `no such path ${path}`);
@@ -720,7 +747,7 @@ export class CicEmulator extends EventEmitter {
 
   // ---- events -------------------------------------------------------------------------------
 
-  private onEvent(conn: EmulatorConnection, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onEvent(conn: EmulatorConnection, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, token: string): void {
     if (!this.current || this.current.conn !== conn) {
       stream.resume();
       this.sendStatus(stream, 412, 'no downchannel on this connection');
@@ -787,7 +814,7 @@ export class CicEmulator extends EventEmitter {
           audioOpen = false;
           wakeAudio(true);
         } else if (part === 'metadata' && !record) {
-          record = this.acceptEvent(conn, stream, Buffer.concat(meta), () => audioBytes);
+          record = this.acceptEvent(conn, stream, token, Buffer.concat(meta), () => audioBytes);
           if (!record) return fail(400, 'metadata is not an event JSON');
           const ctx: EventContext = {
             event: record,
@@ -831,7 +858,7 @@ export class CicEmulator extends EventEmitter {
     });
   }
 
-  private acceptEvent(conn: EmulatorConnection, stream: http2.ServerHttp2Stream, json: Buffer, audioBytes: () => number): EventRecord | undefined {
+  private acceptEvent(conn: EmulatorConnection, stream: http2.ServerHttp2Stream, token: string, json: Buffer, audioBytes: () => number): EventRecord | undefined {
     let meta: { context?: unknown; event?: { header?: Record<string, unknown>; payload?: unknown } };
     try {
       meta = JSON.parse(json.toString('utf8'));
@@ -846,6 +873,7 @@ export class CicEmulator extends EventEmitter {
       name: h.name,
       messageId: typeof h.messageId === 'string' ? h.messageId : '',
       dialogRequestId: typeof h.dialogRequestId === 'string' ? h.dialogRequestId : undefined,
+      token,
       payload: meta.event?.payload,
       context: meta.context,
       audioBytes: audioBytes(),
@@ -865,7 +893,7 @@ export class CicEmulator extends EventEmitter {
 
   private async answer(stream: http2.ServerHttp2Stream, ctx: EventContext): Promise<void> {
     const e = ctx.event;
-    const responder = this.responders.get(`${e.namespace}.${e.name}`) ?? this.responders.get('*') ?? defaultResponder;
+    const responder = this.holdingEvents ? holdResponder : this.responders.get(`${e.namespace}.${e.name}`) ?? this.responders.get('*') ?? defaultResponder;
     let reply: EventReply;
     try {
       reply = await responder(ctx);
@@ -873,7 +901,11 @@ export class CicEmulator extends EventEmitter {
       if (stream.destroyed || stream.closed) return; // the client went away mid-body
       reply = { status: 500, description: `emulator responder failed: ${(err as Error).message}` };
     }
-    if (reply === 'hold' || stream.destroyed || stream.headersSent) return;
+    if (reply === 'hold') {
+      this.counters.eventsHeld++;
+      return;
+    }
+    if (stream.destroyed || stream.headersSent) return;
     if ('directives' in reply) {
       const writer = new MultipartWriter();
       const parts = reply.directives.map((d) => writer.part({ 'Content-Type': JSON_PART }, JSON.stringify(normalize(d))));
@@ -915,6 +947,12 @@ function attachmentHeaders(a: Attachment): Record<string, string> {
 const defaultResponder: EventResponder = async (ctx) => {
   await ctx.bodyEnded;
   return { status: 204 };
+};
+
+/** holdEvents: the whole body is read (a stream that dies first is not counted), then silence. */
+const holdResponder: EventResponder = async (ctx): Promise<EventReply> => {
+  await ctx.bodyEnded;
+  return 'hold';
 };
 
 /** Fake "speech": recognisable bytes, so tests can check the attachment arrived whole. */
