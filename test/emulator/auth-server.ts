@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import * as https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { isIPv6, type AddressInfo, type Socket } from 'node:net';
 import { TypedEmitter } from 'tiny-typed-emitter';
 import { systemClock, type Clock, type TimerHandle } from '../../src/util/clock';
 import type { StoreLoadResult, StoredTokens, TokenPersistence } from '../../src/auth/types';
@@ -211,9 +211,10 @@ export class AuthEmulator extends TypedEmitter<AuthEmulatorEvents> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** https://127.0.0.1:<port> */
+  /** https://127.0.0.1:<port>, or https://[::1]:<port> for an IPv6 host. */
   get origin(): string {
-    return `https://${this.options.host ?? '127.0.0.1'}:${this.port}`;
+    const host = this.options.host ?? '127.0.0.1';
+    return `https://${isIPv6(host) ? `[${host}]` : host}:${this.port}`;
   }
 
   /** Base URL with the path prefix and a trailing slash. */
