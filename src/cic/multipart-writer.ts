@@ -13,9 +13,24 @@ import { checkBoundary } from './content-type';
 
 const CRLF = '\r\n';
 
-/** A fresh random boundary: "cic-" + 32 base64url characters. */
+const BOUNDARY_BYTES = 24;
+const POOL_BOUNDARIES = 64;
+let pool: Buffer | undefined;
+let poolOffset = 0;
+
+/**
+ * A fresh random boundary: "cic-" + 32 base64url characters. The random bytes come from a
+ * pool filled 64 boundaries at a time: one CSPRNG call per event used to cost about 9 µs and a
+ * getpid() syscall (OpenSSL's fork check), a noticeable share of an event's CPU on a device.
+ */
 export function randomBoundary(): string {
-  return `cic-${randomBytes(24).toString('base64url')}`;
+  if (pool === undefined || poolOffset === pool.length) {
+    pool = randomBytes(BOUNDARY_BYTES * POOL_BOUNDARIES);
+    poolOffset = 0;
+  }
+  const text = pool.toString('base64url', poolOffset, poolOffset + BOUNDARY_BYTES);
+  poolOffset += BOUNDARY_BYTES;
+  return `cic-${text}`;
 }
 
 export interface EventBodyOptions {
@@ -108,7 +123,20 @@ export class EventBodyWriter {
   complete(): Buffer {
     if (this.step !== 0) throw new CicError('ERR_INVALID_ARGUMENT', 'complete() cannot follow head()');
     this.step = 2;
-    return Buffer.from(this.headText() + this.tailText(), 'utf8');
+    // Written piece by piece into one allocation: Buffer.from() of the concatenated text would
+    // first flatten a second copy of the metadata on the JS heap, for every event.
+    const b = this.boundary;
+    const open = `--${b}${CRLF}${METADATA_HEADERS}`;
+    const audioPart = this.audio ? `${CRLF}--${b}${CRLF}${AUDIO_HEADERS}` : '';
+    const close = this.tailText();
+    const metadataBytes = Buffer.byteLength(this.metadata, 'utf8');
+    const body = Buffer.allocUnsafe(open.length + metadataBytes + audioPart.length + close.length); // the others are ASCII
+    let at = body.write(open, 0, 'latin1');
+    at += body.write(this.metadata, at, 'utf8');
+    at += body.write(audioPart, at, 'latin1');
+    at += body.write(close, at, 'latin1');
+    if (at !== body.length) throw new CicError('ERR_INTERNAL', `event body is ${at} bytes, expected ${body.length}`);
+    return body;
   }
 }
 
