@@ -1,4 +1,4 @@
-// A real HTTP/2 peer for tests: node:http2 over TLS on 127.0.0.1 with the test PKI.
+// A real HTTP/2 peer for tests: node:http2 over TLS on 127.0.0.1 (or ::1) with the test PKI.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -17,7 +17,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startH2Server(options: http2.SecureServerOptions = {}, cert = testPki().server): Promise<TestServer> {
+export async function startH2Server(options: http2.SecureServerOptions = {}, cert = testPki().server, listenHost = '127.0.0.1'): Promise<TestServer> {
   const pki = testPki();
   const routes = new Map<string, Handler>();
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -43,7 +43,7 @@ export async function startH2Server(options: http2.SecureServerOptions = {}, cer
     }
     handler(stream, headers, stream.session as http2.ServerHttp2Session);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, listenHost, resolve));
   return {
     server,
     port: (server.address() as AddressInfo).port,
