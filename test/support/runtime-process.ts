@@ -13,9 +13,9 @@ export async function buildBundle(): Promise<void> {
 }
 
 /** Runs a bundle command to its end: exit code and output. */
-export function runBundle(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runBundle(args: string[], env: NodeJS.ProcessEnv, bundle = bundlePath): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bundlePath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bundle, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
