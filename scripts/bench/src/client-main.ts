@@ -17,13 +17,8 @@ import type { CaMode, Contender, ContenderKind, ContenderOptions } from './conte
 import { percentile } from './stats';
 import { BENCH_TOKEN } from './workload';
 
-export interface ClientArgs {
-  /** 'none': the bench bundle loaded, no connection (the harness's own idle cost). */
-  kind: ContenderKind | 'none';
-  mode: 'cold' | 'load' | 'idle';
-  url: string;
-  caFile: string;
-  caMode: CaMode;
+/** How much work a load client does; the orchestrator's options carry the same fields. */
+export interface Workload {
   seqEvents: number;
   concEvents: number;
   concurrency: number;
@@ -31,6 +26,15 @@ export interface ClientArgs {
   pingRounds: number;
   heapEvents: number;
   pingIntervalMs: number;
+}
+
+export interface ClientArgs extends Workload {
+  /** 'none': the bench bundle loaded, no connection (the harness's own idle cost). */
+  kind: ContenderKind | 'none';
+  mode: 'cold' | 'load' | 'idle';
+  url: string;
+  caFile: string;
+  caMode: CaMode;
 }
 
 export interface LoadResult {

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { addonFileName, RUNTIME_VERSION } from '../../../src/index';
 import type { BenchArgs } from './args';
-import type { LoadResult } from './client-main';
+import type { LoadResult, Workload } from './client-main';
 import type { CaMode, ContenderKind } from './contender';
 import { h2loadVersion, runH2load, writeH2loadBody, type H2loadResult } from './h2load';
 import { benchPki } from './pki';
@@ -36,7 +36,7 @@ export interface RepResult {
   peakRssBytes: Record<ContenderKind, number>;
 }
 
-export interface BenchOptions {
+export interface BenchOptions extends Workload {
   reps: number;
   quick: boolean;
   url: string | undefined;
@@ -47,13 +47,6 @@ export interface BenchOptions {
   /** Keepalive interval of the idle contenders: the window lies between their 1st and 2nd PING. */
   idlePingIntervalMs: number;
   straceSeconds: number;
-  seqEvents: number;
-  concEvents: number;
-  concurrency: number;
-  warmup: number;
-  pingRounds: number;
-  heapEvents: number;
-  pingIntervalMs: number;
   pin: boolean;
   h2load: boolean;
   strace: boolean;
