@@ -70,7 +70,8 @@ export const ERROR_CODES = {
   USAGE: { retryable: false, summary: 'the command line is invalid' },
 
   // --- CIC (src/cic) ------------------------------------------------------------------
-  CIC_UNAUTHORIZED: { retryable: false, summary: 'CIC refused the token twice (HTTP 401)' },
+  CIC_UNAUTHORIZED: { retryable: true, summary: 'CIC refused the access token (HTTP 401) after a refresh; the client backs off and keeps trying' },
+  CIC_AUDIO_NOT_REPLAYABLE: { retryable: false, summary: 'CIC refused the token (HTTP 401) for an event whose live audio cannot be sent again; the token was refreshed' },
   CIC_NO_DOWNCHANNEL: { retryable: true, summary: 'CIC has no downchannel on this connection (HTTP 412)' },
   CIC_TOO_MANY_REQUESTS: { retryable: true, summary: 'CIC refused a second downchannel (HTTP 429)' },
   CIC_BAD_REQUEST: { retryable: false, summary: 'CIC refused the request as malformed (HTTP 400)' },

@@ -1,11 +1,12 @@
 // CicClient state machine over real TLS sockets on loopback, with every timer of the client
 // (keepalive, backoff, deadlines) on a fake clock.
+import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CicClient, type CicClientOptions } from '../src/cic/client';
 import { readDirectives } from '../src/cic/directive-reader';
 import type { StateChange } from '../src/cic/state';
-import { isCicError, type CicError } from '../src/errors';
+import { CicError as CicErrorClass, isCicError, type CicError } from '../src/errors';
 import { FakeClock } from './support/fake-clock';
 import { directive, startCicEmulator, type CicEmulator } from './emulator/cic-server';
 import { testPki } from './support/certs';
@@ -153,16 +154,102 @@ test('401 on the downchannel: one refresh, one retry, ready with the new token',
   });
 });
 
-test('401 twice in a row closes the client with CIC_UNAUTHORIZED', async () => {
+test('401 again and again with a live grant: backs off, warns, never closes, ready once CIC accepts', async () => {
   await withCic(async (cic) => {
-    cic.respondStatus('/v1/directives', 401, 2);
+    cic.respondStatus('/v1/directives', 401, 4);
+    const clock = new FakeClock();
+    const { client, tk, states } = makeClient(cic.port, pki.ca, clock, { unauthorizedBackoff: { baseMs: 5_000, maxMs: 60_000, random: () => 0.5 } });
+    const problems: CicError[] = [];
+    client.on('problem', (e) => problems.push(e));
+    client.start();
+    // 401 #1 refreshes and retries at once; #2 starts the backoff (5 s · 0.5, then 5 s, 10 s).
+    await until(() => client.state === 'reconnecting', 'the first backoff');
+    assert.is(client.stats().warning?.code, 'CIC_UNAUTHORIZED');
+    assert.is(client.stats().unauthorizedStreak, 2);
+    for (const step of [2_500, 5_000, 10_000]) {
+      const before = cic.counters.unauthorized;
+      clock.advance(step - 1);
+      await new Promise((r) => setImmediate(r));
+      assert.is(cic.counters.unauthorized, before, `nothing sent before the ${step} ms delay is over`);
+      clock.advance(1);
+      await until(() => cic.counters.unauthorized > before || client.state === 'ready', `the retry after ${step} ms`);
+      if (client.state !== 'ready') await until(() => client.state === 'reconnecting' || client.state === 'ready', 'the next step');
+    }
+    await client.ready();
+    assert.is(cic.counters.unauthorized, 4);
+    // Every 401 refreshed the token it refused (single-flight in the token source).
+    assert.is(tk.t.refreshes, 4);
+    assert.equal(problems.map((p) => p.code), ['CIC_UNAUTHORIZED', 'CIC_UNAUTHORIZED', 'CIC_UNAUTHORIZED']);
+    assert.not.ok(states.some((s) => s.to === 'closed'));
+    assert.is(client.stats().warning, undefined, 'the warning clears once CIC accepts');
+    assert.is(client.stats().unauthorizedStreak, 0);
+    await client.stop();
+  });
+});
+
+test('401 and a dead grant (invalid_grant from the refresh): closes with AUTH_INVALID_GRANT', async () => {
+  await withCic(async (cic) => {
+    cic.respondStatus('/v1/directives', 401);
+    const clock = new FakeClock();
+    const { client } = makeClient(cic.port, pki.ca, clock, {
+      tokens: {
+        getAccessToken: async () => 'token-dead-grant',
+        onUnauthorized: async () => {
+          throw new CicErrorClass('AUTH_INVALID_GRANT', 'the refresh token is invalid');
+        },
+      },
+    });
+    client.start();
+    const err = await client.ready().catch((e: CicError) => e);
+    assert.ok(isCicError(err, 'AUTH_INVALID_GRANT'), String(err));
+    assert.is(client.state, 'closed');
+  });
+});
+
+test('401 on an event with replayable audio (a function): refreshed, the audio is sent again', async () => {
+  await withCic(async (cic) => {
     const clock = new FakeClock();
     const { client, tk } = makeClient(cic.port, pki.ca, clock);
     client.start();
-    const err = await client.ready().catch((e: CicError) => e);
-    assert.ok(isCicError(err, 'CIC_UNAUTHORIZED'), String(err));
+    await client.ready();
+    cic.respondStatus('/v1/events', 401);
+    let opened = 0;
+    const audio = () => {
+      opened++;
+      return [Buffer.alloc(3200, 1), Buffer.alloc(3200, 2)];
+    };
+    const r = await client.sendEvent({ namespace: 'SpeechRecognizer', name: 'Recognize', payload: { profile: 'CLOSE_TALK', format: 'AUDIO_L16_RATE_16000_CHANNELS_1' }, dialogRequestId: randomUUID(), audio });
+    assert.is(r.status, 200);
+    assert.is(opened, 2, 'the audio source was opened once per attempt');
     assert.is(tk.t.refreshes, 1);
-    assert.is(client.state, 'closed');
+    assert.is(cic.events.length, 1);
+    assert.is(cic.events[0]!.token, tk.t.current);
+    assert.is(cic.events[0]!.audioBytes, 6400);
+    await client.stop();
+  });
+});
+
+test('401 on an event with live audio: CIC_AUDIO_NOT_REPLAYABLE, and the next request has the new token', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, tk } = makeClient(cic.port, pki.ca, clock);
+    client.start();
+    await client.ready();
+    cic.respondStatus('/v1/events', 401);
+    async function* mic() {
+      yield Buffer.alloc(3200, 1);
+      yield Buffer.alloc(3200, 2);
+    }
+    const err = await client
+      .sendEvent({ namespace: 'SpeechRecognizer', name: 'Recognize', payload: { profile: 'CLOSE_TALK', format: 'AUDIO_L16_RATE_16000_CHANNELS_1' }, dialogRequestId: randomUUID(), audio: mic() })
+      .catch((e: CicError) => e);
+    assert.ok(isCicError(err, 'CIC_AUDIO_NOT_REPLAYABLE'), String(err));
+    assert.is(tk.t.refreshes, 1, 'the token was refreshed all the same');
+    const r = await client.sendEvent({ namespace: 'T', name: 'Next' });
+    assert.is(r.status, 204);
+    assert.is(cic.events.at(-1)!.token, tk.t.current);
+    assert.is(client.state, 'ready');
+    await client.stop();
   });
 });
 
@@ -245,6 +332,26 @@ test('pingMode http: GET /ping every interval, and a missing 204 declares the li
     clock.advance(500);
     await until(() => client.state === 'reconnecting', 'the link to be declared dead');
     assert.is(states.find((s) => s.to === 'reconnecting')!.code, 'H2_PING_TIMEOUT');
+    await client.stop();
+  });
+});
+
+test('pingMode http: a 401 on GET /ping keeps the link, refreshes, and the next ping carries the new token', async () => {
+  await withCic(async (cic) => {
+    const clock = new FakeClock();
+    const { client, tk, states } = makeClient(cic.port, pki.ca, clock, { pingMode: 'http', pingIntervalMs: 1_000, pingTimeoutMs: 500 });
+    client.start();
+    await client.ready();
+    const rtts: number[] = [];
+    client.on('ping', (r) => rtts.push(r));
+    cic.respondStatus('/ping', 401);
+    clock.advance(1_000);
+    await until(() => rtts.length === 1 && tk.t.refreshes === 1, 'the 401 answer and the refresh');
+    assert.is(client.state, 'ready', 'an answer, even 401, proves the link alive');
+    clock.advance(1_000);
+    await until(() => rtts.length === 2, 'the next /ping answer');
+    assert.is(cic.counters.pingRequests, 1, 'only the 204 is counted as a ping request');
+    assert.not.ok(states.some((s) => s.to === 'closed' || s.to === 'reconnecting'));
     await client.stop();
   });
 });

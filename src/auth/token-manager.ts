@@ -125,6 +125,8 @@ export const WALL_RECHECK_MS = 60_000;
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 export const DEFAULT_REFRESH_MARGIN_MS = 10 * 60_000; // ample for retries on a flaky uplink
 export const DEFAULT_MIN_VALIDITY_MS = 5_000; // a token about to expire would fail mid-request
+/** Longest a request waits for a refresh under way while the current token is still valid. */
+export const REFRESH_WAIT_MS = 3_000;
 const DEFAULT_RETRY: BackoffOptions = { baseMs: 5_000, maxMs: 5 * 60_000, minMs: 1_000 };
 
 /** Whether the wall clock can be believed (see the file comment). */
@@ -225,9 +227,48 @@ export class TokenManager extends TypedEmitter<TokenManagerEvents> {
     const left = this.deadline - this.clock.now();
     if (left > this.minValidityMs) {
       if (left <= this.effectiveMargin() && this.autoRefresh && !this.inflight && this.timerAt === undefined) this.backgroundRefresh('proactive');
+      if (this.inflight) return this.awaitRefresh(this.inflight, tokens.accessToken);
       return tokens.accessToken;
     }
     return this.refreshNow('expired');
+  }
+
+  /**
+   * A refresh is under way while the current token is still valid. A rotating server refuses
+   * the current token as soon as it has issued the next one, so a request sent now would race
+   * the refresh and lose (a live voice request cannot be sent twice). Wait for the refresh,
+   * but no longer than REFRESH_WAIT_MS: a slow or failing auth server must not hold requests
+   * the still-valid token can serve.
+   */
+  private awaitRefresh(refresh: Promise<string>, current: string): Promise<string> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(() => resolve(this.tokens?.accessToken ?? current), REFRESH_WAIT_MS);
+      const done = (token: string) => {
+        this.clock.clearTimeout(timer);
+        resolve(token);
+      };
+      refresh.then(done, () => done(this.tokens?.accessToken ?? current));
+    });
+  }
+
+  /**
+   * The current access token when it can be handed out without waiting (loaded, not dead, not
+   * mid-login, more than minValidityMs left or expiry unknown), else undefined: then
+   * getAccessToken() waits for what is needed. A connection stamps every new stream with this,
+   * so a refresh reaches the live connection before its next request.
+   */
+  peekAccessToken(): string | undefined {
+    const tokens = this.tokens;
+    if (this.closed || this.gate || this.deadError || this.inflight || !tokens) return undefined;
+    this.recheckWallClock();
+    if (this.deadline === undefined) return tokens.accessToken;
+    const left = this.deadline - this.clock.now();
+    if (left <= this.minValidityMs) return undefined;
+    if (left <= this.effectiveMargin() && this.autoRefresh && this.timerAt === undefined) {
+      this.backgroundRefresh('proactive');
+      return undefined; // getAccessToken() waits for it
+    }
+    return tokens.accessToken;
   }
 
   /**

@@ -22,6 +22,7 @@ import { Keepalive, PING_INTERVAL_MS, PING_TIMEOUT_MS } from './keepalive';
 import { canTransition, type ClientState, type StateChange } from './state';
 import { statusError } from './http-status';
 import { EventSender, type PendingEvent } from './event-sender';
+import { UnauthorizedPolicy } from './unauthorized';
 import type { DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective, TokenSource } from './types';
 
 export const DEFAULT_STABLE_AFTER_MS = 60_000; // a connection this old resets the backoff
@@ -50,6 +51,8 @@ export interface CicClientOptions {
   queueSize?: number;
   queueMaxAgeMs?: number;
   backoff?: BackoffOptions;
+  /** Delays between refreshes while CIC keeps refusing fresh tokens (default 5 s doubling to 10 min). */
+  unauthorizedBackoff?: BackoffOptions;
   binding?: string | NativeBinding;
   /** Opens connections (tests inject fault-injecting sockets through it). */
   connect?: (options: ConnectOptions) => Promise<Connection>;
@@ -60,7 +63,7 @@ export interface CicClientEvents {
   directive: (d: ReceivedDirective) => void;
   /** A directive dropped because its dialogRequestId is no longer current. */
   dropped: (d: ReceivedDirective) => void;
-  /** A non-fatal coded problem (malformed directive part, System.Exception on the downchannel). */
+  /** A non-fatal coded problem (malformed directive part, System.Exception, repeated 401). */
   problem: (err: CicError) => void;
   ping: (rttMs: number) => void;
 }
@@ -71,7 +74,32 @@ interface Live {
   downchannel: ClientStream | undefined;
   keepalive: Keepalive | undefined;
   readyAt: number | undefined;
+  /** The token the current downchannel was opened with (what a 401 on it refers to). */
   token: string;
+}
+
+interface FailOptions {
+  /** Only the downchannel failed: keep the connection and open a new downchannel on it. */
+  keepConnection?: boolean;
+  /** A ready connection died: replace it without waiting when the backoff allows. */
+  immediate?: boolean;
+  /** Wait this long instead of the next backoff step. */
+  delayMs?: number;
+  /** CIC refused this token: refresh it before the retry. */
+  refreshFor?: string;
+}
+
+export interface ClientStats {
+  state: ClientState;
+  queued: number;
+  inFlight: number;
+  /** Failed connection attempts in a row. */
+  attempts: number;
+  /** 401s from CIC since it last accepted a request. */
+  unauthorizedStreak: number;
+  /** Present while CIC keeps refusing fresh tokens (CIC_UNAUTHORIZED); the client keeps trying. */
+  warning?: { code: string; message: string };
+  connection?: ReturnType<Connection['stats']>;
 }
 
 export class CicClient extends TypedEmitter<CicClientEvents> {
@@ -93,9 +121,10 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   private draining = new Set<Connection>();
   private retryTimer: TimerHandle | undefined;
   private helloTimer: TimerHandle | undefined;
+  private pingRefreshTimer: TimerHandle | undefined;
   /** When the current connection became ready (cleared at the next failure). */
   private readySince: number | undefined;
-  private unauthorizedStreak = 0;
+  private readonly unauthorized: UnauthorizedPolicy;
   private readyWaiters: Array<{ resolve: () => void; reject: (e: CicError) => void }> = [];
   private currentDialog: string | undefined;
 
@@ -111,6 +140,7 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.host = url.hostname.replace(/^\[|\]$/g, '');
     this.port = url.port ? Number(url.port) : 443;
     this.backoff = new Backoff(opts.backoff);
+    this.unauthorized = new UnauthorizedPolicy(opts.unauthorizedBackoff);
     this.queue = new EventQueue(this.clock, opts.queueSize, opts.queueMaxAgeMs);
     this.sender = new EventSender({
       userAgent: opts.userAgent,
@@ -194,8 +224,17 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.rejectReadyWaiters(err);
   }
 
-  stats(): { state: ClientState; queued: number; inFlight: number; attempts: number; connection?: ReturnType<Connection['stats']> } {
-    return { state: this.state, queued: this.queue.length, inFlight: this.sender.inFlight, attempts: this.backoff.attempts, connection: this.live?.conn.stats() };
+  stats(): ClientStats {
+    const warning = this.unauthorized.warning;
+    return {
+      state: this.state,
+      queued: this.queue.length,
+      inFlight: this.sender.inFlight,
+      attempts: this.backoff.attempts,
+      unauthorizedStreak: this.unauthorized.streak,
+      ...(warning ? { warning: { code: warning.code, message: warning.message } } : {}),
+      connection: this.live?.conn.stats(),
+    };
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -216,13 +255,25 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   private beginAttempt(reason: string): void {
     const attempt = ++this.attempt;
     this.transition('authorizing', reason);
-    this.opts.tokens.getAccessToken().then(
-      (token) => this.openConnection(attempt, token),
-      (e) => this.fail(attempt, toCicError(e, 'AUTH_NOT_LOGGED_IN'), 'token'),
+    this.withToken(
+      () => this.openConnection(attempt),
+      (e) => this.fail(attempt, e, 'token'),
     );
   }
 
-  private openConnection(attempt: number, token: string): void {
+  /**
+   * Runs `use` with the token source's current token: at once when it has a usable one, else
+   * once getAccessToken() has one. Every new stream asks here, never a copy kept from
+   * earlier: a proactive refresh on a rotating server kills the old token, and a request that
+   * carried it would be refused.
+   */
+  private withToken(use: (token: string) => void, failed: (err: CicError) => void): void {
+    const token = this.opts.tokens.peekAccessToken?.();
+    if (token !== undefined) return use(token);
+    this.opts.tokens.getAccessToken().then(use, (e) => failed(toCicError(e, 'AUTH_NOT_LOGGED_IN')));
+  }
+
+  private openConnection(attempt: number): void {
     if (attempt !== this.attempt || this.state === 'closed') return;
     this.transition('connecting', 'token ready');
     const connect = this.opts.connect ?? ((o: ConnectOptions) => Connection.connect(o));
@@ -241,7 +292,7 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
           void conn.close();
           return;
         }
-        const live: Live = { attempt, conn, downchannel: undefined, keepalive: undefined, readyAt: undefined, token };
+        const live: Live = { attempt, conn, downchannel: undefined, keepalive: undefined, readyAt: undefined, token: '' };
         this.live = live;
         conn.on('goaway', (info) => this.onGoaway(live, info.errorCode));
         conn.once('close', (err) => this.onConnectionClosed(live, err));
@@ -253,10 +304,23 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
 
   private openDownchannel(live: Live, reason: string): void {
     if (this.live !== live || this.state === 'closed') return;
+    const attempt = live.attempt;
+    this.withToken(
+      (token) => {
+        // The token may have come after a wait: only the attempt that asked may use it.
+        if (this.live !== live || live.attempt !== attempt || this.state === 'closed' || this.state === 'reconnecting') return;
+        this.requestDownchannel(live, token, reason);
+      },
+      (e) => this.fail(attempt, e, 'token'),
+    );
+  }
+
+  private requestDownchannel(live: Live, token: string, reason: string): void {
     this.transition('opening-downchannel', reason);
     let stream: ClientStream;
+    live.token = token;
     try {
-      stream = live.conn.request({ path: '/v1/directives', headers: { authorization: `Bearer ${live.token}`, 'user-agent': this.userAgent } });
+      stream = live.conn.request({ path: '/v1/directives', headers: { authorization: `Bearer ${token}`, 'user-agent': this.userAgent } });
     } catch (e) {
       this.fail(live.attempt, toCicError(e, 'H2_CONNECTION_CLOSED'), 'downchannel');
       return;
@@ -304,14 +368,14 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.clock.clearTimeout(this.helloTimer);
     const status = stream.head?.status;
     if (status === 401) {
-      this.unauthorized(live, 'downchannel');
+      this.downchannelUnauthorized(live);
       return;
     }
     if (status !== undefined && status !== 200) {
       const err = statusError(status, 'downchannel', { body: body.subarray(0, 200).toString('utf8') });
       this.log.warn('downchannel refused', { status, code: err.code });
       // 412/429/5xx: the connection may be fine, but back off before the next downchannel.
-      this.fail(live.attempt, err, 'downchannel', /* keepConnection */ status === 429);
+      this.fail(live.attempt, err, 'downchannel', { keepConnection: status === 429 });
       return;
     }
     if (stream.error && live.conn.closed) return; // the connection's close handler takes over
@@ -320,13 +384,13 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     if (hadHello) {
       this.openDownchannel(live, stream.error ? `downchannel reset (${stream.error.code})` : 'downchannel ended');
     } else {
-      this.fail(live.attempt, stream.error ?? new CicError('H2_STREAM_RESET', 'downchannel closed before Clova.Hello'), 'downchannel', true);
+      this.fail(live.attempt, stream.error ?? new CicError('H2_STREAM_RESET', 'downchannel closed before Clova.Hello'), 'downchannel', { keepConnection: true });
     }
   }
 
   private onReady(live: Live): void {
     if (this.live !== live || this.state === 'closed') return;
-    this.unauthorizedStreak = 0;
+    this.unauthorized.accepted();
     live.readyAt = this.clock.now();
     this.transition('ready', 'Clova.Hello received');
     // Backoff resets only once the connection has proven stable: checked when it fails
@@ -370,9 +434,9 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       this.transition('authorizing', 'goaway');
       this.attempt++;
       const attempt = this.attempt;
-      this.opts.tokens.getAccessToken().then(
-        (token) => this.openConnection(attempt, token),
-        (e) => this.fail(attempt, toCicError(e, 'AUTH_NOT_LOGGED_IN'), 'token'),
+      this.withToken(
+        () => this.openConnection(attempt),
+        (e) => this.fail(attempt, e, 'token'),
       );
     } else {
       // GOAWAY before ready: count it as a failed attempt (a server that answers every
@@ -394,31 +458,41 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.live = undefined;
     const reason = err ?? new CicError('H2_CONNECTION_CLOSED', 'the connection closed');
     const wasReady = live.readyAt !== undefined;
-    this.fail(live.attempt, reason, 'connection lost', false, wasReady);
+    this.fail(live.attempt, reason, 'connection lost', { immediate: wasReady });
   }
 
-  private unauthorized(live: Live, what: string): void {
-    this.unauthorizedStreak++;
-    if (this.unauthorizedStreak >= 2) {
-      this.close(new CicError('CIC_UNAUTHORIZED', `${what}: CIC refused a freshly refreshed token (401 twice)`));
+  /**
+   * The downchannel got 401. The first in a row refreshes and reopens at once; further ones
+   * wait the 401 backoff on the same connection (see unauthorized.ts). Never terminal here:
+   * a dead grant surfaces as AUTH_INVALID_GRANT from the refresh.
+   */
+  private downchannelUnauthorized(live: Live): void {
+    const { delayMs, warning } = this.unauthorized.record('downchannel');
+    if (warning) {
+      this.problem(warning);
+      this.fail(live.attempt, warning, '401', { keepConnection: true, delayMs, refreshFor: live.token });
       return;
     }
     this.transition('authorizing', '401');
-    this.opts.tokens.onUnauthorized(live.token).then(
-      (token) => {
-        if (this.live !== live || this.state === 'closed') return;
-        live.token = token;
-        this.openDownchannel(live, 'token refreshed');
-      },
-      (e) => this.fail(live.attempt, toCicError(e, 'AUTH_INVALID_GRANT'), 'refresh'),
+    this.refreshAfter401(live.token).then(
+      () => this.openDownchannel(live, 'token refreshed'),
+      (e) => this.fail(live.attempt, e, 'refresh'),
     );
+  }
+
+  /** Refreshes after CIC refused `rejected` (single-flight in the token source). */
+  private refreshAfter401(rejected: string): Promise<string> {
+    return this.opts.tokens.onUnauthorized(rejected).catch((e: unknown) => {
+      throw toCicError(e, 'AUTH_INVALID_GRANT');
+    });
   }
 
   /**
    * An attempt failed. Terminal errors close the client; anything else waits out a backoff
    * delay, then starts over (keeping the connection when only the downchannel failed).
    */
-  private fail(attempt: number, err: CicError, stage: string, keepConnection = false, immediate = false): void {
+  private fail(attempt: number, err: CicError, stage: string, options: FailOptions = {}): void {
+    const { keepConnection = false, immediate = false, refreshFor } = options;
     if (attempt !== this.attempt || this.state === 'closed') return;
     if (isTerminal(err)) {
       this.close(err);
@@ -437,7 +511,7 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     }
     // A ready connection that died is replaced at once (its first backoff step is small);
     // everything else waits a full jittered step.
-    const delay = immediate && this.backoff.attempts === 0 ? 0 : this.backoff.next();
+    const delay = options.delayMs ?? (immediate && this.backoff.attempts === 0 ? 0 : this.backoff.next());
     // The message says what to do about it (e.g. "the device clock is probably not set").
     this.log.warn('cic attempt failed', { stage, code: err.code, message: err.message, retryInMs: delay });
     this.transition('reconnecting', `${stage}: ${err.code}`, err);
@@ -451,13 +525,13 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
         this.attempt++;
         still.attempt = this.attempt;
         this.transition('authorizing', 'retry downchannel');
-        this.opts.tokens.getAccessToken().then(
-          (token) => {
-            still.token = token;
-            this.openDownchannel(still, 'retry');
-          },
-          (e) => this.fail(still.attempt, toCicError(e, 'AUTH_NOT_LOGGED_IN'), 'token'),
-        );
+        if (refreshFor === undefined) this.openDownchannel(still, 'retry');
+        else {
+          this.refreshAfter401(refreshFor).then(
+            () => this.openDownchannel(still, 'retry after 401'),
+            (e) => this.fail(still.attempt, e, 'refresh'),
+          );
+        }
       } else {
         if (still) {
           this.live = undefined;
@@ -488,8 +562,8 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   }
 
   private clearTimers(): void {
-    for (const t of [this.retryTimer, this.helloTimer]) this.clock.clearTimeout(t);
-    this.retryTimer = this.helloTimer = undefined;
+    for (const t of [this.retryTimer, this.helloTimer, this.pingRefreshTimer]) this.clock.clearTimeout(t);
+    this.retryTimer = this.helloTimer = this.pingRefreshTimer = undefined;
   }
 
   // ---- events and directives -------------------------------------------------------------
@@ -500,20 +574,43 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       this.requeue(pending);
       return;
     }
-    this.sender.send(live.conn, live.token, pending, {
+    const token = this.opts.tokens.peekAccessToken?.();
+    if (token !== undefined) this.sendOn(live, token, pending);
+    else {
+      // The token is being refreshed (or about to expire): the event goes out with the new one.
+      this.opts.tokens.getAccessToken().then(
+        (t) => (this.live === live && this.state === 'ready' ? this.sendOn(live, t, pending) : this.requeue(pending)),
+        (e) => pending.reject(toCicError(e, 'AUTH_NOT_LOGGED_IN')),
+      );
+    }
+  }
+
+  private sendOn(live: Live, token: string, pending: PendingEvent): void {
+    this.sender.send(live.conn, token, pending, {
       requeue: (p) => this.requeue(p),
-      unauthorized: (p) => {
-        // One refresh for the event path too; the event is retried once with the new token.
-        this.opts.tokens.onUnauthorized(live.token).then(
-          (token) => {
-            if (this.live === live) live.token = token;
-            if (p.retried401) p.reject(statusError(401, 'event', { messageId: p.messageId }));
-            else {
+      accepted: () => this.unauthorized.accepted(),
+      unauthorized: (p, rejected) => {
+        // Every 401 refreshes (single-flight: events that fail together cause one refresh).
+        // The event is sent once more with the new token when its audio can be produced
+        // again; live audio is gone, so it fails with a code that says so.
+        const { warning } = this.unauthorized.record(`event ${p.namespace}.${p.name}`);
+        if (warning) this.problem(warning);
+        this.refreshAfter401(rejected).then(
+          () => {
+            if (!p.replayable) {
+              p.reject(new CicError('CIC_AUDIO_NOT_REPLAYABLE', `event ${p.namespace}.${p.name}: CIC refused the access token (401) and the live audio cannot be sent again; the token was refreshed, the next request uses it`, { details: { messageId: p.messageId, status: 401 } }));
+            } else if (p.retried401) {
+              p.reject(statusError(401, `event ${p.namespace}.${p.name}`, { messageId: p.messageId }));
+            } else {
               p.retried401 = true;
               this.dispatch(p);
             }
           },
-          (e) => p.reject(toCicError(e, 'AUTH_INVALID_GRANT')),
+          (e: CicError) => {
+            p.reject(e);
+            // A dead grant ends the client too (the downchannel would learn it at its next 401).
+            if (isTerminal(e)) this.fail(this.attempt, e, 'refresh');
+          },
         );
       },
       noDownchannel: (p) => {
@@ -557,6 +654,25 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     this.emit('directive', d);
   }
 
+  private pingUnauthorized(live: Live, rejected: string): void {
+    const { delayMs, warning } = this.unauthorized.record('GET /ping');
+    if (warning) this.problem(warning);
+    const refresh = () => {
+      if (this.live !== live || this.state === 'closed') return;
+      this.refreshAfter401(rejected).catch((e: CicError) => {
+        if (isTerminal(e)) this.fail(live.attempt, e, 'refresh');
+        else this.log.warn('refresh after a 401 on GET /ping failed', { code: e.code });
+      });
+    };
+    if (delayMs === 0) refresh();
+    else if (!this.pingRefreshTimer) {
+      this.pingRefreshTimer = this.clock.setTimeout(() => {
+        this.pingRefreshTimer = undefined;
+        refresh();
+      }, delayMs);
+    }
+  }
+
   private problem(err: CicError): void {
     this.log.warn('cic problem', { code: err.code, message: err.message });
     this.emit('problem', err);
@@ -564,11 +680,19 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
 
   private async httpPing(live: Live, timeoutMs: number): Promise<number> {
     const started = this.clock.now();
-    const stream = live.conn.request({ path: '/ping', headers: { authorization: `Bearer ${live.token}`, 'user-agent': this.userAgent } });
+    const token = this.opts.tokens.peekAccessToken?.() ?? (await this.opts.tokens.getAccessToken());
+    const stream = live.conn.request({ path: '/ping', headers: { authorization: `Bearer ${token}`, 'user-agent': this.userAgent } });
     const timer = this.clock.setTimeout(() => stream.cancel(H2_ERROR.CANCEL), timeoutMs);
     try {
       const res = await stream.collect(4096);
+      if (res.status === 401) {
+        // An answer: the link is alive. The token is refreshed for the next request (the
+        // first 401 in a row at once, later ones only after the 401 backoff has passed).
+        this.pingUnauthorized(live, token);
+        return this.clock.now() - started;
+      }
       if (res.status !== 204) throw statusError(res.status, 'GET /ping');
+      this.unauthorized.accepted();
       return this.clock.now() - started;
     } catch (e) {
       throw isCicError(e, 'H2_STREAM_RESET') ? new CicError('H2_PING_TIMEOUT', `GET /ping got no answer within ${timeoutMs} ms`) : e;
@@ -578,13 +702,16 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
   }
 }
 
-/** Errors no reconnect can fix: the user must log in again or fix the configuration. */
+/**
+ * Errors no reconnect can fix: the user must log in again or fix the configuration. A 401
+ * from CIC is not one of them (unauthorized.ts): only the auth server can declare the grant
+ * dead.
+ */
 function isTerminal(err: CicError): boolean {
   return (
     err.code === 'AUTH_INVALID_GRANT' ||
     err.code === 'AUTH_NOT_LOGGED_IN' ||
     err.code === 'AUTH_INVALID_CLIENT' ||
-    err.code === 'CIC_UNAUTHORIZED' ||
     err.code === 'STORE_CORRUPT' ||
     err.code === 'STORE_FOREIGN' ||
     err.code === 'STORE_KEY' ||

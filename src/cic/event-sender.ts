@@ -14,7 +14,7 @@ import { EventBodyWriter } from './multipart-writer';
 import { buildEventMetadata, type ContextEntry } from './message';
 import { exceptionFromBody } from './directive';
 import { statusError } from './http-status';
-import type { DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective } from './types';
+import type { AudioChunks, DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective } from './types';
 
 const MAX_ERROR_BODY = 64 * 1024;
 /**
@@ -31,6 +31,8 @@ export interface PendingEvent {
   name: string;
   metadata: object;
   audio: OutgoingEvent['audio'];
+  /** No audio, or audio that can be produced again for a second attempt. */
+  replayable: boolean;
   createdAt: number;
   retried401: boolean;
   resolve: (r: EventResult) => void;
@@ -39,7 +41,10 @@ export interface PendingEvent {
 
 export interface SendHooks {
   requeue(p: PendingEvent): void;
-  unauthorized(p: PendingEvent): void;
+  /** CIC accepted the request (2xx). */
+  accepted(): void;
+  /** 401: `token` is the one the request carried. */
+  unauthorized(p: PendingEvent, token: string): void;
   noDownchannel(p: PendingEvent): void;
 }
 
@@ -82,6 +87,7 @@ export class EventSender {
       name: event.name,
       metadata,
       audio: event.audio,
+      replayable: event.audio === undefined || typeof event.audio === 'function' || Array.isArray(event.audio),
       createdAt: (this.opts.now ?? performance.now.bind(performance))(),
       retried401: false,
       resolve: () => {},
@@ -102,11 +108,17 @@ export class EventSender {
   }
 
   private async run(conn: Connection, token: string, p: PendingEvent, hooks: SendHooks): Promise<void> {
-    const writer = new EventBodyWriter(JSON.stringify(p.metadata), { audio: p.audio !== undefined });
+    let source: AudioChunks | undefined;
+    try {
+      source = typeof p.audio === 'function' ? p.audio() : p.audio;
+    } catch (e) {
+      return p.reject(new CicError('ERR_INVALID_ARGUMENT', `event ${p.namespace}.${p.name}: the audio source failed to open`, { cause: e, details: { messageId: p.messageId } }));
+    }
+    const writer = new EventBodyWriter(JSON.stringify(p.metadata), { audio: source !== undefined });
     const headers = { authorization: `Bearer ${token}`, 'user-agent': this.opts.userAgent, 'content-type': writer.contentType };
     let stream: ClientStream;
     try {
-      stream = p.audio === undefined
+      stream = source === undefined
         ? conn.request({ path: '/v1/events', method: 'POST', headers, body: writer.complete() })
         : conn.request({ path: '/v1/events', method: 'POST', headers, body: 'stream' });
     } catch (e) {
@@ -134,13 +146,14 @@ export class EventSender {
         });
       }
     });
-    const audio = p.audio !== undefined ? this.pumpAudio(stream, writer, p.audio, idle.touch) : Promise.resolve();
+    const audio = source !== undefined ? this.pumpAudio(stream, writer, source, idle.touch) : Promise.resolve();
     try {
       await stream.finished();
     } catch (err) {
       const e = err as CicError;
       idle.stop();
-      if (e.retryable && (e.code === 'H2_GOAWAY' || e.code === 'H2_REFUSED_STREAM') && p.audio === undefined) return hooks.requeue(p);
+      // Unprocessed by the server: sent again later, when the audio can be produced again.
+      if (e.retryable && (e.code === 'H2_GOAWAY' || e.code === 'H2_REFUSED_STREAM') && p.replayable) return hooks.requeue(p);
       await audio.catch(() => {});
       const why = idle.expired ? `no byte moved for ${idle.ms} ms` : e.message;
       return p.reject(new CicError('CIC_EVENT_FAILED', `event ${p.namespace}.${p.name} failed in flight: ${why}`, {
@@ -152,12 +165,13 @@ export class EventSender {
     await audio.catch(() => {});
     const status = stream.head!.status;
     if (status === 200 || status === 204) {
+      hooks.accepted();
       for (const err of problems) this.opts.log.warn('event response part rejected', { code: err.code, messageId: p.messageId });
       for (const d of directives) this.opts.onDirective(d);
       return p.resolve({ messageId: p.messageId, status, directives });
     }
-    if (status === 401 && p.audio === undefined) return hooks.unauthorized(p);
-    if (status === 412 && p.audio === undefined) return hooks.noDownchannel(p);
+    if (status === 401) return hooks.unauthorized(p, token);
+    if (status === 412 && p.replayable) return hooks.noDownchannel(p);
     const exception = exceptionFromBody(Buffer.concat(errorBody));
     p.reject(statusError(status, `event ${p.namespace}.${p.name}`, { messageId: p.messageId, exception: exception?.details }));
   }
@@ -184,7 +198,7 @@ export class EventSender {
     return state;
   }
 
-  private async pumpAudio(stream: ClientStream, writer: EventBodyWriter, audio: NonNullable<OutgoingEvent['audio']>, touch: () => void): Promise<void> {
+  private async pumpAudio(stream: ClientStream, writer: EventBodyWriter, audio: AudioChunks, touch: () => void): Promise<void> {
     const waitDrain = () => new Promise<void>((resolve) => {
       const done = () => {
         stream.off('drain', done);

@@ -20,9 +20,17 @@ export interface OutgoingEvent {
   payload?: Record<string, unknown>;
   context?: unknown[];
   dialogRequestId?: string;
-  /** Streamed as the `audio` part, chunk by chunk, as the iterable yields them. */
-  audio?: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  /**
+   * Streamed as the `audio` part, chunk by chunk, as the iterable yields them. A function (or an
+   * array of chunks) is replayable: it is called once per attempt, so an event refused with 401
+   * is sent again with a refreshed token. A one-shot iterable (a live microphone) cannot be
+   * replayed: such an event fails with CIC_AUDIO_NOT_REPLAYABLE on a 401.
+   */
+  audio?: AudioSource;
 }
+
+export type AudioChunks = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+export type AudioSource = AudioChunks | (() => AudioChunks);
 
 export interface EventResult {
   messageId: string;
@@ -35,6 +43,11 @@ export interface TokenSource {
   getAccessToken(): Promise<string>;
   /** The server said 401 for `rejected`: refresh once (single-flight) and return the new token. */
   onUnauthorized(rejected: string): Promise<string>;
+  /**
+   * The current token when it is usable at once, else undefined (then getAccessToken() is
+   * asked). Optional: without it every new stream awaits getAccessToken().
+   */
+  peekAccessToken?(): string | undefined;
 }
 
 /** Reads one multipart response body into directives (see directive-reader.ts). */

@@ -101,7 +101,10 @@ export function attachRunIo({ client, stdin, stdout, stderr, log }: RunIoOptions
       }
     }
     const outgoing: OutgoingEvent = { namespace: ev.namespace, name: ev.name, payload: ev.payload, context: ev.context, dialogRequestId: ev.dialogRequestId };
-    if (ev.audioFile) outgoing.audio = createReadStream(ev.audioFile, { highWaterMark: 6400 }); // ~200 ms of 16 kHz 16-bit mono
+    // A function, so that the file is read again if CIC refuses the token (401) and the
+    // event is sent once more. 6,400 bytes: ~200 ms of 16 kHz 16-bit mono.
+    const audioFile = ev.audioFile;
+    if (audioFile) outgoing.audio = () => createReadStream(audioFile, { highWaterMark: 6400 });
     let sending: ReturnType<CicClient['sendEvent']>;
     try {
       sending = client.sendEvent(outgoing);

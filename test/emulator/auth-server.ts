@@ -51,6 +51,11 @@ export interface AuthEmulatorOptions {
   refreshGraceMs?: number;
   /** Rotate refresh tokens on refresh. Default true. */
   rotateRefreshTokens?: boolean;
+  /**
+   * A refresh also ends the grant's older access tokens (isValidAccessToken refuses them), as a
+   * rotating server does. Default false: an access token lives until it expires.
+   */
+  revokeReplacedAccessTokens?: boolean;
   /** Client-credentials clients; one with all scopes ['read', 'write'] is generated when absent. */
   ccClients?: Array<{ clientId: string; clientSecret: string; scopes: string[] }>;
   /** Client-credentials token lifetime, s. Default 3600. */
@@ -153,6 +158,8 @@ export class AuthEmulator extends TypedEmitter<AuthEmulatorEvents> {
   private readonly codes = new Map<string, CodeRecord>();
   private readonly refreshTokens = new Map<string, RefreshRecord>();
   private readonly accessTokens = new Map<string, AccessRecord>();
+  /** Access tokens ended by a later refresh of their grant (revokeReplacedAccessTokens). */
+  readonly replacedAccessTokens = new Set<string>();
   private nextGrantId = 1;
   accessTtlS: number;
   ccTtlS: number;
@@ -581,6 +588,14 @@ export class AuthEmulator extends TypedEmitter<AuthEmulatorEvents> {
   private issueClova(grant: Grant, withRefresh = true): { access_token: string; refresh_token: string; expires_in: number; token_type: 'Bearer' } {
     const access = rand('emu-at');
     this.record(access);
+    if (this.options.revokeReplacedAccessTokens) {
+      for (const [token, a] of this.accessTokens) {
+        if (a.grant === grant && !a.revoked) {
+          a.revoked = true;
+          this.replacedAccessTokens.add(token);
+        }
+      }
+    }
     this.accessTokens.set(access, { grant, expiresAt: this.clock.now() + this.accessTtlS * 1000, revoked: false, kind: 'clova' });
     let refresh = '';
     if (withRefresh) {

@@ -221,6 +221,8 @@ const STATUS_TEXT: Record<number, string> = {
 export class CicEmulator extends EventEmitter {
   /** Every event that reached event handling (authorized, on the downchannel's connection). */
   readonly events: EventRecord[] = [];
+  /** Every authorized-path request in arrival order, with the bearer token it carried. */
+  readonly requests: Array<{ path: string; method: string; token: string | undefined; accepted: boolean }> = [];
   readonly counters: EmulatorCounters = {
     connectionsAccepted: 0,
     connectionsClosedOnAccept: 0,
@@ -633,7 +635,9 @@ export class CicEmulator extends EventEmitter {
     }
     const auth = headers.authorization;
     const token = typeof auth === 'string' ? /^Bearer +(\S+)\s*$/i.exec(auth)?.[1] : undefined;
-    if (!token || !this.tokenValid(token)) {
+    const accepted = !!token && this.tokenValid(token);
+    this.requests.push({ path: String(path), method: String(method), token, accepted });
+    if (!accepted) {
       stream.resume();
       this.sendStatus(stream, 401, token ? 'the access token is invalid or expired' : 'missing Authorization: Bearer token');
       return;
