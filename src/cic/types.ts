@@ -12,6 +12,27 @@ export interface ReceivedDirective {
   directive: DirectiveMessage;
   attachments: Attachment[];
   source: 'downchannel' | 'event';
+  /** The event whose response stream carried it (source 'event'). */
+  eventMessageId?: string;
+}
+
+/**
+ * An attachment as it streams in (CicClient's 'attachment' event): announced when its part
+ * starts, its bytes then follow on `stream` with back-pressure down to HTTP/2 flow control.
+ * Memory stays bounded whatever the attachment's size; a consumer that stops reading slows
+ * the HTTP/2 stream, one that never reads gets a coded error on `stream`.
+ */
+export interface IncomingAttachment {
+  /** Content-ID without `<>`. */
+  contentId: string;
+  contentType?: string;
+  source: 'downchannel' | 'event';
+  /** The event whose response stream carried it (source 'event'). */
+  eventMessageId?: string;
+  /** The directive whose payload references it (`cid:`), when that directive came first. */
+  directiveMessageId?: string;
+  dialogRequestId?: string;
+  stream: import('node:stream').Readable;
 }
 
 export interface OutgoingEvent {
