@@ -9,6 +9,9 @@ import { RUNTIME_VERSION } from './version';
 import { createContext } from './cli/context';
 import { EXIT, exitCodeFor } from './cli/exit-codes';
 import { login, logout, oauthToken, refresh, status } from './cli/auth-commands';
+import { LOGIN_SECRET_FLAGS, readLoginSecret } from './cli/login-secret';
+import { warnSecretArguments } from './cli/argv-secrets';
+import { readAgreementFlag } from './cli/agreement-flag';
 import { run } from './cli/run';
 
 interface Command {
@@ -17,12 +20,29 @@ interface Command {
   values?: string[];
   booleans?: string[];
   require: ConfigKey[];
+  /** Extra lines of `<command> --help`. */
+  notes?: string[];
 }
 
 const AUTH_KEYS: ConfigKey[] = ['authUrl', 'clientId', 'clientSecret', 'deviceId', 'tokenFile'];
 
 const COMMANDS: Record<string, Command> = {
-  login: { summary: 'pair the device: authorize and store the tokens', usage: 'login (--account-token TOKEN | --code CODE)', values: ['account-token', 'code'], require: AUTH_KEYS },
+  login: {
+    summary: 'pair the device: authorize and store the tokens',
+    usage: 'login (--account-token-file PATH|- | --code-file PATH|- | --account-token TOKEN | --code CODE) [--agreement-redirect URL]',
+    values: [...LOGIN_SECRET_FLAGS, 'agreement-redirect'],
+    require: AUTH_KEYS,
+    notes: [
+      'exactly one source:',
+      '  --account-token-file PATH|-   the account token, from a file or (-) standard input',
+      '  --code-file PATH|-            an authorization code (the CODE of a terms line, or from a companion app)',
+      '  --account-token, --code       development only: arguments show in ps, so each prints a SECRET_ON_COMMAND_LINE warning',
+      '  a file or standard input holds one line (its trailing newline is dropped); a file group/other may read is refused',
+      'terms: exit 4 with {"terms":URI,"code":CODE} on stdout; show URI to the user. The page ends in a redirect; pass it on:',
+      '  --agreement-redirect clova://agreement-success           logs in with the source given (the same account token, or CODE)',
+      '  --agreement-redirect clova://agreement-failure?error=R   exits 4 with {"agreement":"failure","reason":R} on stdout',
+    ],
+  },
   status: { summary: 'print {"loggedIn","expiresAt","deviceId","tokenFile"}', usage: 'status', require: ['tokenFile'] },
   refresh: { summary: 'refresh the access token now', usage: 'refresh', require: AUTH_KEYS },
   logout: { summary: 'revoke the token (grant_type=delete) and remove the token file', usage: 'logout [--force]', booleans: ['force'], require: AUTH_KEYS },
@@ -48,7 +68,7 @@ function mainHelp(): string {
     '',
     ...configHelp(),
     '',
-    'exit codes: 0 ok, 1 runtime error, 2 usage or configuration error, 3 not logged in or grant dead, 4 terms agreement needed',
+    'exit codes: 0 ok, 1 runtime error, 2 usage or configuration error, 3 not logged in or grant dead, 4 terms agreement needed or declined',
   ];
   return lines.join('\n') + '\n';
 }
@@ -61,7 +81,8 @@ function configHelp(): string[] {
 }
 
 function commandHelp(c: Command): string {
-  return [`usage: cic-runtime ${c.usage} [--config PATH] [configuration flags]`, '', c.summary, '', `needs: ${c.require.join(', ')}`, '', ...configHelp(), ''].join('\n');
+  const notes = c.notes ? [...c.notes, ''] : [];
+  return [`usage: cic-runtime ${c.usage} [--config PATH] [configuration flags]`, '', c.summary, '', ...notes, `needs: ${c.require.join(', ')}`, '', ...configHelp(), ''].join('\n');
 }
 
 export async function main(argv: string[], io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, signals: process as NodeJS.EventEmitter, env: process.env }): Promise<number> {
@@ -85,10 +106,14 @@ export async function main(argv: string[], io = { stdin: process.stdin, stdout: 
   if (args.positionals.length) throw new CicError('USAGE', `unexpected argument "${args.positionals[0]}"`);
   const config = loadConfig({ flags: args.flags, env: io.env, require: cmd.require });
   const ctx = createContext(config, (line) => io.stderr.write(line));
+  warnSecretArguments(args.flags, ctx.log);
   const flag = (k: string) => (typeof args.flags[k] === 'string' ? (args.flags[k] as string) : undefined);
   switch (name) {
-    case 'login':
-      return login(ctx, io.stdout, { accountToken: flag('account-token'), code: flag('code') });
+    case 'login': {
+      const agreement = readAgreementFlag(flag('agreement-redirect'));
+      const secret = await readLoginSecret(args.flags, io.stdin);
+      return login(ctx, io.stdout, { secret, agreement });
+    }
     case 'status':
       return status(ctx, io.stdout);
     case 'refresh':

@@ -16,6 +16,8 @@
 //   eventQueueMaxAgeMs  CIC_EVENT_QUEUE_MAX_AGE_MS  30000    an utterance answered half a minute late is worse than an error
 //   eventTimeoutMs      CIC_EVENT_TIMEOUT_MS        60000    an event exchange that moves no byte this long fails: a server
 //                                                            that accepts a request and never answers cannot hold it forever
+//   clientSecretFile    CIC_CLIENT_SECRET_FILE      —        a file (0600/0400) holding the client secret, e.g. a systemd
+//                                                            credential; keeps the secret out of a shared config file
 //
 // Decisions:
 // - pingTimeoutMs defaults to 10 s and must stay below pingIntervalMs: a live link ACKs within
@@ -31,6 +33,11 @@
 //   a flag, to the working directory. The loaded config holds absolute paths.
 // - Values are never quoted in messages except numbers and enum words; clientSecret is
 //   registered with the redactor the moment it is read, from every layer.
+// - deviceId "auto" is resolved here, once, by loadConfig (util/device-id): every command of
+//   one machine sends and shows the same id, and commands that load no configuration
+//   (--version, --help) never look at the machine.
+// - clientSecretFile is read here too (one line, the trailing newline dropped, refused when
+//   group/other may read it); giving it next to clientSecret is an error, not a precedence.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { CicError } from './errors';
@@ -41,6 +48,8 @@ import { validateUserAgent } from './cic/user-agent';
 import { PING_INTERVAL_MS, PING_TIMEOUT_MS } from './cic/keepalive';
 import { EVENT_QUEUE_MAX_AGE_MS, EVENT_QUEUE_SIZE } from './cic/event-queue';
 import { EVENT_IDLE_TIMEOUT_MS } from './cic/event-sender';
+import { AUTO_DEVICE_ID, deriveDeviceId, type DeviceIdSources } from './util/device-id';
+import { readSecretFileSync, type SecretCheck } from './util/secret-text';
 
 export type AuthRegion = 'KR' | 'JP';
 export type PingMode = 'frame' | 'http';
@@ -65,6 +74,7 @@ export interface Config {
   eventQueueSize: number;
   eventQueueMaxAgeMs: number;
   eventTimeoutMs: number;
+  clientSecretFile?: string;
 }
 
 export type ConfigKey = keyof Config;
@@ -111,8 +121,8 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: 'authUrl', env: 'CIC_AUTH_URL', flag: 'auth-url', type: 'url', description: 'Clova auth server base URL (https)' },
   { key: 'cicUrl', env: 'CIC_URL', flag: 'cic-url', type: 'origin', description: 'CIC server, https://host[:port]' },
   { key: 'clientId', env: 'CIC_CLIENT_ID', flag: 'client-id', type: 'string', description: 'client ID' },
-  { key: 'clientSecret', env: 'CIC_CLIENT_SECRET', flag: 'client-secret', type: 'secret', description: 'client secret; never logged (a flag shows in ps: prefer file or env)' },
-  { key: 'deviceId', env: 'CIC_DEVICE_ID', flag: 'device-id', type: 'id', description: 'device UUID or MAC-derived id' },
+  { key: 'clientSecret', env: 'CIC_CLIENT_SECRET', flag: 'client-secret', type: 'secret', description: 'client secret; never logged (a flag shows in ps and warns: use the file or env)' },
+  { key: 'deviceId', env: 'CIC_DEVICE_ID', flag: 'device-id', type: 'id', description: 'device UUID, or "auto": a UUID derived from /etc/machine-id, else the first hardware MAC' },
   { key: 'modelId', env: 'CIC_MODEL_ID', flag: 'model-id', type: 'id', description: 'device model id (optional)' },
   { key: 'userAgent', env: 'CIC_USER_AGENT', flag: 'user-agent', type: 'user-agent', description: 'Manufacturer/Product/1.2.3 (OS;Hardware[;key=urlencoded])' },
   { key: 'tokenFile', env: 'CIC_TOKEN_FILE', flag: 'token-file', type: 'path', default: D.tokenFile, description: 'token file on flash (directory made 0700)' },
@@ -127,6 +137,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: 'eventQueueSize', env: 'CIC_EVENT_QUEUE_SIZE', flag: 'event-queue-size', type: 'integer', default: D.eventQueueSize, min: 1, max: 10_000, description: 'events that may wait for a connection' },
   { key: 'eventQueueMaxAgeMs', env: 'CIC_EVENT_QUEUE_MAX_AGE_MS', flag: 'event-queue-max-age-ms', type: 'integer', default: D.eventQueueMaxAgeMs, min: 100, max: 3_600_000, description: 'ms a waiting event may wait before it fails' },
   { key: 'eventTimeoutMs', env: 'CIC_EVENT_TIMEOUT_MS', flag: 'event-timeout-ms', type: 'integer', default: D.eventTimeoutMs, min: 1000, max: 3_600_000, description: 'ms an event exchange may move no byte before it fails' },
+  { key: 'clientSecretFile', env: 'CIC_CLIENT_SECRET_FILE', flag: 'client-secret-file', type: 'file', description: 'file (0600) holding the client secret, instead of clientSecret' },
 ];
 
 /** Every value flag the configuration understands, `config` included (without dashes). */
@@ -150,6 +161,16 @@ export interface ValidateOptions {
    * check (pure validation); default: stat + access on the real file system.
    */
   fileProblem?: ((path: string) => string | undefined) | null;
+  /**
+   * Reads clientSecretFile into clientSecret. null skips the read (pure validation; the file
+   * then still satisfies a required clientSecret); default: readSecretFileSync.
+   */
+  readSecret?: ((path: string) => SecretCheck) | null;
+  /**
+   * Resolves deviceId "auto". null leaves "auto" as it is (pure validation); default: the
+   * machine's own sources (util/device-id).
+   */
+  deviceIdSources?: DeviceIdSources | null;
 }
 
 export interface LoadConfigOptions {
@@ -160,6 +181,8 @@ export interface LoadConfigOptions {
   require?: readonly ConfigKey[];
   /** Replaces the file readability check (tests). */
   canRead?: (path: string) => boolean;
+  /** Replaces the machine's device-id sources for deviceId "auto" (tests). */
+  deviceIdSources?: DeviceIdSources;
   cwd?: string;
 }
 
@@ -229,6 +252,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   return validateConfig(layers, {
     require: options.require,
     fileProblem: canRead ? (p) => (canRead(p) ? undefined : `cannot read ${p}`) : fileProblem,
+    deviceIdSources: options.deviceIdSources ?? {},
   });
 }
 
@@ -242,9 +266,10 @@ export function validateConfig(layers: ConfigLayers, options: ValidateOptions = 
 
   // Secrets first, from every layer (an overridden value is still a secret), before any text
   // that might contain one is produced. The pattern also catches misspelt keys
-  // ("clientSecrte"), whose values are refused unseen.
+  // ("clientSecrte"), whose values are refused unseen. clientSecretFile holds a path, which
+  // messages must be able to name; its content is registered once read.
   const protect = (key: string, v: unknown) => {
-    if (typeof v === 'string' && /sec|pass/i.test(key)) registerSecret(v);
+    if (typeof v === 'string' && /sec|pass/i.test(key) && key !== 'clientSecretFile') registerSecret(v);
   };
 
   if (layers.file) {
@@ -290,17 +315,44 @@ export function validateConfig(layers: ConfigLayers, options: ValidateOptions = 
   }
 
   const check = options.fileProblem === undefined ? fileProblem : options.fileProblem;
+  const unreadable = new Set<ConfigKey>();
   if (check) {
     for (const info of CONFIG_KEYS) {
       const p = out[info.key];
       if (info.type !== 'file' || typeof p !== 'string') continue;
       const why = check(p);
-      if (why) problems.push(`${label.get(info.key) ?? info.key}: ${why}`);
+      if (why) {
+        problems.push(`${label.get(info.key) ?? info.key}: ${why}`);
+        unreadable.add(info.key);
+      }
+    }
+  }
+
+  if (chosen.has('clientSecretFile')) {
+    if (chosen.has('clientSecret')) {
+      problems.push(`clientSecretFile (from ${chosen.get('clientSecretFile')!.from}): give either clientSecret (from ${chosen.get('clientSecret')!.from}) or clientSecretFile, not both`);
+    } else if (typeof out.clientSecretFile === 'string' && !unreadable.has('clientSecretFile')) {
+      const read = options.readSecret === undefined ? readSecretFileSync : options.readSecret;
+      const r = read?.(out.clientSecretFile);
+      if (r && 'problem' in r) problems.push(`${label.get('clientSecretFile')}: ${r.problem}`);
+      else if (r) {
+        registerSecret(r.value);
+        out.clientSecret = r.value;
+      }
+    }
+  }
+
+  if (out.deviceId === AUTO_DEVICE_ID && options.deviceIdSources !== null) {
+    try {
+      out.deviceId = deriveDeviceId(options.deviceIdSources ?? {}).id;
+    } catch (e) {
+      problems.push(`${label.get('deviceId')}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
   for (const key of options.require ?? []) {
     if (out[key] !== undefined || label.has(key)) continue; // present, or already reported as invalid
+    if (key === 'clientSecret' && label.has('clientSecretFile')) continue; // read, or reported, above
     const info = CONFIG_KEYS.find((k) => k.key === key)!;
     problems.push(`${key}: required (config file key "${key}", environment ${info.env} or --${info.flag})`);
   }

@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   // --- auth (src/auth) ----------------------------------------------------------------
   AUTH_STATE_MISMATCH: { retryable: false, summary: 'the authorize response state does not match the request (possible CSRF)' },
   AUTH_TERMS_REQUIRED: { retryable: false, summary: 'the user must agree to the terms (HTTP 451)' },
+  AUTH_TERMS_DECLINED: { retryable: false, summary: 'the terms page redirected to clova://agreement-failure (declined or failed)' },
   AUTH_INVALID_GRANT: { retryable: false, summary: 'the grant is dead; the device must be paired again' },
   AUTH_INVALID_CLIENT: { retryable: false, summary: 'the client credentials were refused' },
   AUTH_INVALID_REQUEST: { retryable: false, summary: 'the auth server refused the request' },

@@ -58,6 +58,7 @@ test('the contract names: file key, environment variable and kebab-case flag', (
     ['connectTimeoutMs', 'CIC_CONNECT_TIMEOUT_MS', 'connect-timeout-ms'], ['eventQueueSize', 'CIC_EVENT_QUEUE_SIZE', 'event-queue-size'],
     ['eventQueueMaxAgeMs', 'CIC_EVENT_QUEUE_MAX_AGE_MS', 'event-queue-max-age-ms'],
     ['eventTimeoutMs', 'CIC_EVENT_TIMEOUT_MS', 'event-timeout-ms'],
+    ['clientSecretFile', 'CIC_CLIENT_SECRET_FILE', 'client-secret-file'],
   ];
   assert.equal(CONFIG_KEYS.map((k) => [k.key, k.env, k.flag]), contract);
   for (const k of CONFIG_KEYS) {
@@ -159,6 +160,7 @@ const BAD: Record<ConfigKey, [string, string]> = {
   eventQueueSize: ['-1', 'must be an integer between 1 and 10000'],
   eventQueueMaxAgeMs: ['99999999999', 'must be an integer between 100 and 3600000'],
   eventTimeoutMs: ['500', 'must be an integer between 1000 and 3600000'],
+  clientSecretFile: [join(dir, 'no-such-secret'), `cannot read ${join(dir, 'no-such-secret')} (ENOENT)`],
 };
 
 test('every field: the message names the field and its source (env, flag, file)', () => {
@@ -189,7 +191,9 @@ test('all problems are reported together, one line each', () => {
   for (const info of CONFIG_KEYS) env[info.env] = BAD[info.key][0];
   const e = fails(() => loadConfig({ env, flags: { config: file('all.json', { pingIntervalMS: 1 }) } }));
   const problems = (e.details as { problems: string[] }).problems;
-  assert.is(problems.length, CONFIG_KEYS.length + 1, problems.join('\n'));
+  // One per key, the misspelt file key, and clientSecret given next to clientSecretFile.
+  assert.is(problems.length, CONFIG_KEYS.length + 2, problems.join('\n'));
+  assert.ok(problems.some((p) => p.startsWith('clientSecretFile (from CIC_CLIENT_SECRET_FILE): give either clientSecret (from CIC_CLIENT_SECRET) or clientSecretFile, not both')));
   for (const info of CONFIG_KEYS) assert.ok(problems.some((p) => p.startsWith(`${info.key} (from ${info.env}): `)), info.key);
   assert.ok(e.message.startsWith('invalid configuration:\n  '));
 });

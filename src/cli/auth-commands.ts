@@ -4,17 +4,33 @@ import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { CicError } from '../errors';
 import { termsRequired } from '../auth/clova-auth';
+import type { AgreementOutcome } from '../auth/agreement';
 import { ClientCredentialsClient, type CachedClientToken, type ClientTokenCache } from '../auth/client-credentials';
 import { writeFileAtomic } from '../util/atomic-file';
 import { EXIT } from './exit-codes';
 import { tokenManager, tokenStore, type Context } from './context';
+import type { LoginSecret } from './login-secret';
 
-export async function login(ctx: Context, stdout: Writable, args: { accountToken?: string; code?: string }): Promise<number> {
-  if (!!args.accountToken === !!args.code) throw new CicError('USAGE', 'login needs exactly one of --account-token TOKEN or --code CODE');
+export interface LoginArgs {
+  /** From cli/login-secret: an account token (authorize → token) or an authorization code (token). */
+  secret: LoginSecret;
+  /** From --agreement-redirect: the outcome of the terms page of an earlier exit 4. */
+  agreement?: AgreementOutcome;
+}
+
+export async function login(ctx: Context, stdout: Writable, args: LoginArgs): Promise<number> {
+  if (args.agreement && !args.agreement.ok) {
+    // Contract: exit 4 with one JSON line on stdout, as for the terms line itself; nothing
+    // is sent to the server (a declined agreement leaves nothing to exchange).
+    ctx.log.error(args.agreement.error.message, { code: args.agreement.error.code, reason: args.agreement.reason });
+    stdout.write(JSON.stringify({ agreement: 'failure', reason: args.agreement.reason }) + '\n');
+    return EXIT.TERMS;
+  }
+  if (args.agreement) ctx.log.info('terms agreed; logging in', { with: args.secret.kind });
   const tm = tokenManager(ctx, { autoRefresh: false });
   try {
     await tm.start();
-    const result = args.code ? await tm.loginWithCode(args.code) : await tm.login(args.accountToken!);
+    const result = args.secret.kind === 'code' ? await tm.loginWithCode(args.secret.value) : await tm.login(args.secret.value);
     // A one-shot command that could not save has lost the pairing when it exits.
     if (!result.persisted) throw new CicError('STORE_WRITE_FAILED', `logged in, but the token file ${ctx.config.tokenFile} could not be written`);
     ctx.log.info('logged in', { tokenFile: ctx.config.tokenFile, expiresInMs: result.expiresInMs });
@@ -23,7 +39,8 @@ export async function login(ctx: Context, stdout: Writable, args: { accountToken
     const terms = termsRequired(e);
     if (terms) {
       // Contract: one JSON line on stdout; a device with a screen shows the page, one
-      // without hands the URI to its companion app. Then `login --code CODE`.
+      // without hands the URI to its companion app. Then `login --agreement-redirect URL`
+      // with the same account token, or with the code (--code-file).
       stdout.write(JSON.stringify({ terms: terms.redirectUri, code: terms.code }) + '\n');
       return EXIT.TERMS;
     }

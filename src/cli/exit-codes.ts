@@ -6,7 +6,7 @@ export const EXIT = {
   RUNTIME: 1, // runtime error (network, server, disk …)
   USAGE: 2, // usage or configuration error
   NOT_LOGGED_IN: 3, // not logged in, or the grant is dead (invalid_grant): pair again
-  TERMS: 4, // the user must agree to the terms first
+  TERMS: 4, // the user must agree to the terms first, or declined them
 } as const;
 
 // CIC's own 401 is not here: the client refreshes and keeps trying (src/cic/unauthorized.ts);
@@ -16,7 +16,7 @@ const USAGE: ReadonlySet<ErrorCode> = new Set(['USAGE', 'CONFIG_INVALID', 'CONFI
 
 export function exitCodeFor(err: unknown): number {
   if (!isCicError(err)) return EXIT.RUNTIME;
-  if (err.code === 'AUTH_TERMS_REQUIRED') return EXIT.TERMS;
+  if (err.code === 'AUTH_TERMS_REQUIRED' || err.code === 'AUTH_TERMS_DECLINED') return EXIT.TERMS;
   if (NOT_LOGGED_IN.has(err.code)) return EXIT.NOT_LOGGED_IN;
   if (USAGE.has(err.code)) return EXIT.USAGE;
   return EXIT.RUNTIME;
