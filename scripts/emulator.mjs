@@ -3,7 +3,7 @@
 //
 //   npm run emulator &            # or in a second terminal
 //   source build/emulator.env
-//   node dist/cic-runtime.js login --account-token "$CIC_DEMO_ACCOUNT"
+//   printf "%s\n" "$CIC_DEMO_ACCOUNT" | node dist/cic-runtime.js login --account-token-file -
 //   node dist/cic-runtime.js status
 //   node dist/cic-runtime.js run
 //
