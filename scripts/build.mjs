@@ -17,10 +17,10 @@ import { releaseBuildOptions } from './release-options.mjs';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 
-export const BUDGET = {
-  bundleBytes: 80 * 1024, // dist/cic-runtime.js, minified
-  addonBytes: 400 * 1024, // one stripped .node per target
-};
+import { BUDGETS, checkFile, layerSizes, reportLayers } from './budget.mjs';
+
+/** Kept for scripts/cross.mjs: the addon budget per target. */
+export const BUDGET = { addonBytes: BUDGETS.addonBytes };
 
 const args = process.argv.slice(2);
 const arg = (name) => {
@@ -32,10 +32,13 @@ export function hostTarget() {
   return `${process.platform}-${process.arch === 'arm' ? 'armv7' : process.arch}`;
 }
 
+/** The command-line bundle; `lastBundleMetafile` keeps esbuild's account of it for the budget. */
+export let lastBundleMetafile;
 export async function bundle() {
   mkdirSync(dist, { recursive: true });
   const common = await releaseBuildOptions();
-  await build({ ...common, entryPoints: [join(root, 'src/cli.ts')], outfile: join(dist, 'cic-runtime.js'), banner: { js: '#!/usr/bin/env node' } });
+  const result = await build({ ...common, metafile: true, entryPoints: [join(root, 'src/cli.ts')], outfile: join(dist, 'cic-runtime.js'), banner: { js: '#!/usr/bin/env node' } });
+  lastBundleMetafile = result.metafile;
   chmodSync(join(dist, 'cic-runtime.js'), 0o755);
   return join(dist, 'cic-runtime.js');
 }
@@ -125,15 +128,17 @@ async function main() {
   await (await import('./bench/bundle.mjs')).buildBenchBundle(); // dist/cic-runtime-bench.js
   const addonSrc = arg('--addon') ?? join(root, 'build/Release/cic_h2.node');
   const target = arg('--target') ?? hostTarget();
-  let ok = checkBudget(js, BUDGET.bundleBytes);
+  const problems = checkFile(js, { bytes: BUDGETS.bundleBytes, gzipBytes: BUDGETS.bundleGzipBytes, label: 'dist/cic-runtime.js' });
+  reportLayers(layerSizes(lastBundleMetafile, js));
   console.log(`build: ${lib.replace(root, '')}  ${(statSync(lib).size / 1024).toFixed(1)} KiB  (library; declarations in dist/types/)`);
   if (existsSync(addonSrc)) {
     const node = placeAddon(addonSrc, target, arg('--strip'));
-    ok = checkBudget(node, BUDGET.addonBytes) && ok;
+    problems.push(...checkFile(node, { bytes: BUDGETS.addonBytes, label: node.replace(`${root}/`, '') }));
   } else {
     console.error(`build: no addon at ${addonSrc} (run npm install); bundle only`);
   }
-  if (!ok) {
+  if (problems.length) {
+    for (const p of problems) console.error(`build: ${p}`);
     console.error(`build: size budget exceeded${args.includes('--check-budget') ? '' : ' (reported only; --check-budget makes it fatal)'}`);
     if (args.includes('--check-budget')) process.exit(1);
   }
