@@ -7,9 +7,9 @@
 //   dist/cic-runtime.<target>.node  the addon, found by both bundles beside themselves
 //
 //   node scripts/build.mjs [--addon PATH --target linux-arm64 [--strip TOOL]] [--check-budget]
-import { build } from 'esbuild';
+import { build, transform } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { releaseBuildOptions } from './release-options.mjs';
@@ -37,7 +37,10 @@ export let lastBundleMetafile;
 export async function bundle() {
   mkdirSync(dist, { recursive: true });
   const common = await releaseBuildOptions();
-  const result = await build({ ...common, metafile: true, entryPoints: [join(root, 'src/cli.ts')], outfile: join(dist, 'cic-runtime.js'), banner: { js: '#!/usr/bin/env node' } });
+  // The banner enables Node's compile cache before the bundle proper runs (see the file).
+  // "use strict" first: a directive after the banner would no longer be one.
+  const banner = (await transform(readFileSync(join(root, 'src/compile-cache-banner.js'), 'utf8'), { minify: true, target: 'node18' })).code;
+  const result = await build({ ...common, metafile: true, entryPoints: [join(root, 'src/cli.ts')], outfile: join(dist, 'cic-runtime.js'), banner: { js: `#!/usr/bin/env node\n"use strict";${banner}` } });
   lastBundleMetafile = result.metafile;
   chmodSync(join(dist, 'cic-runtime.js'), 0o755);
   return join(dist, 'cic-runtime.js');

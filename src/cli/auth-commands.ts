@@ -1,4 +1,4 @@
-// login, status, refresh, logout, oauth-token.
+// login, refresh, logout, oauth-token (status: status-command.ts).
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
@@ -48,25 +48,6 @@ export async function login(ctx: Context, stdout: Writable, args: LoginArgs): Pr
   } finally {
     await tm.close();
   }
-}
-
-export async function status(ctx: Context, stdout: Writable): Promise<number> {
-  const loaded = await tokenStore(ctx).load();
-  if (loaded.state === 'corrupt' || loaded.state === 'foreign') {
-    stdout.write(JSON.stringify({ loggedIn: false, expiresAt: null, deviceId: ctx.config.deviceId ?? null, tokenFile: ctx.config.tokenFile, store: loaded.state, reason: loaded.reason }) + '\n');
-    return EXIT.NOT_LOGGED_IN;
-  }
-  const ok = loaded.state === 'ok';
-  stdout.write(
-    JSON.stringify({
-      loggedIn: ok,
-      expiresAt: ok ? new Date(loaded.tokens.expiresAt).toISOString() : null,
-      deviceId: (ok ? loaded.tokens.deviceId : undefined) ?? ctx.config.deviceId ?? null,
-      tokenFile: ctx.config.tokenFile,
-      ...(ok && loaded.recovered ? { recovered: true } : {}),
-    }) + '\n',
-  );
-  return ok ? EXIT.OK : EXIT.NOT_LOGGED_IN;
 }
 
 export async function refresh(ctx: Context, stdout: Writable): Promise<number> {
