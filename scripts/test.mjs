@@ -2,7 +2,7 @@
 // (a native crash or a hang then fails one file, not the run), bounded by a per-file time
 // limit, and ends with the totals line `N passed, N failed` that CI reads.
 //
-//   node scripts/test.mjs [--suite main|faults|all] [--jobs N] [--timeout S] [filter…]
+//   node scripts/test.mjs [--suite main|faults|powercut|all] [--jobs N] [--timeout S] [filter…]
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,11 +20,12 @@ const opt = (name, dflt) => {
 };
 const suite = opt('--suite', 'main');
 const jobs = Number(opt('--jobs', process.env.CIC_TEST_JOBS ?? '1'));
-// The fault suite holds the 10-minute soak and the 1,000-round crash tests: a longer limit.
+// The fault suite holds the 10-minute soak and the 1,000-round crash tests, the power-cut suite
+// hundreds of LazyFS mount cycles: a longer limit.
 const fileTimeoutS = Number(opt('--timeout', process.env.CIC_TEST_FILE_TIMEOUT_S ?? (suite === 'main' ? '300' : '1200')));
 const filters = args;
 
-const SUITES = { main: ['test'], faults: ['test/faults'], all: ['test', 'test/faults'] };
+const SUITES = { main: ['test'], faults: ['test/faults'], powercut: ['test/powercut'], all: ['test', 'test/faults'] };
 if (!SUITES[suite]) {
   console.error(`unknown suite ${suite}; one of ${Object.keys(SUITES).join(', ')}`);
   process.exit(2);

@@ -75,6 +75,22 @@ export interface AtomicFileOptions {
   dirMode?: number;
 }
 
+// ---- test seam: test/powercut only ------------------------------------------------------------
+// HAZARD: while set, writeFileAtomic renames a temp file whose data was never fsync'ed over the
+// target — the exact bug the header describes: after a power cut the target is a zero-length
+// file, the old content gone and the new never written (for tokens: the device must re-pair).
+// It exists so the power-cut suite can prove it detects that bug (its negative control runs
+// the real writer with this set and must see tokens lost). It is a process-wide switch that
+// only code running inside the process can flip: nothing in src/ calls it, src/index.ts does
+// not export it, and no option, configuration key or environment variable reaches it. Keep it
+// that way — never wire it to anything a deployment can set.
+let fileSyncSkippedForPowerCutTest = false;
+
+/** @internal Test-only (test/powercut negative control). Skips the temp file's fsync; see the hazard above. */
+export function skipFileSyncForPowerCutTest(skip: boolean): void {
+  fileSyncSkippedForPowerCutTest = skip;
+}
+
 export type WriteStep = 'dir' | 'open' | 'write' | 'sync' | 'close' | 'rename' | 'syncdir' | 'unlink';
 
 export function errnoOf(e: unknown): string | undefined {
@@ -191,7 +207,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array, options: A
     step = 'write';
     await handle.writeFile(data);
     step = 'sync';
-    await handle.sync();
+    if (!fileSyncSkippedForPowerCutTest) await handle.sync();
     step = 'close';
     const h = handle;
     handle = undefined;
