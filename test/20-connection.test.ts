@@ -1,5 +1,6 @@
 // Connection against a real node:http2 server over TLS on loopback (generated CA).
 import { test } from 'uvu';
+import { capabilityCase } from './support/capability';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
@@ -87,40 +88,35 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<CicError> 
 
 const hasIpv6Loopback = Object.values(networkInterfaces()).flat().some((a) => a?.address === '::1');
 const IPV6_CASE = 'an IPv6 literal host: certificate verified against IP:::1, :authority bracketed (with a port and on 443)';
-if (hasIpv6Loopback) {
-  test(IPV6_CASE, async () => {
-    const v6 = await startH2Server({}, undefined, '::1');
-    try {
-      let seen = '';
-      v6.route('/authority', (s, h) => {
-        seen = String(h[':authority']);
-        s.respond({ ':status': 204 });
-        s.end();
-      });
-      const conn = await Connection.connect({ host: '::1', port: v6.port, ca: v6.ca, caMode: 'only' });
-      assert.is(conn.authority, `[::1]:${v6.port}`);
-      assert.is((await conn.request({ path: '/authority' }).collect()).status, 204);
-      assert.is(seen, `[::1]:${v6.port}`);
-      await conn.close();
-      // On the default port 443 the port is left out of :authority, the brackets are not (the
-      // socket is handed in, so nothing has to listen on 443).
-      const on443 = await Connection.connect({
-        host: '::1',
-        port: 443,
-        createSocket: () => tls.connect({ host: '::1', port: v6.port, ca: [v6.ca], ALPNProtocols: ['h2'] }),
-      });
-      assert.is(on443.authority, '[::1]');
-      assert.is((await on443.request({ path: '/authority' }).collect()).status, 204);
-      assert.is(seen, '[::1]');
-      await on443.close();
-    } finally {
-      await v6.close();
-    }
-  });
-} else {
-  console.log('SKIP IPv6 literal host: no interface holds ::1 (IPv6 is disabled)');
-  test.skip(IPV6_CASE, () => {});
-}
+capabilityCase(IPV6_CASE, hasIpv6Loopback ? undefined : 'no interface holds ::1 (IPv6 is disabled)', async () => {
+  const v6 = await startH2Server({}, undefined, '::1');
+  try {
+    let seen = '';
+    v6.route('/authority', (s, h) => {
+      seen = String(h[':authority']);
+      s.respond({ ':status': 204 });
+      s.end();
+    });
+    const conn = await Connection.connect({ host: '::1', port: v6.port, ca: v6.ca, caMode: 'only' });
+    assert.is(conn.authority, `[::1]:${v6.port}`);
+    assert.is((await conn.request({ path: '/authority' }).collect()).status, 204);
+    assert.is(seen, `[::1]:${v6.port}`);
+    await conn.close();
+    // On the default port 443 the port is left out of :authority, the brackets are not (the
+    // socket is handed in, so nothing has to listen on 443).
+    const on443 = await Connection.connect({
+      host: '::1',
+      port: 443,
+      createSocket: () => tls.connect({ host: '::1', port: v6.port, ca: [v6.ca], ALPNProtocols: ['h2'] }),
+    });
+    assert.is(on443.authority, '[::1]');
+    assert.is((await on443.request({ path: '/authority' }).collect()).status, 204);
+    assert.is(seen, '[::1]');
+    await on443.close();
+  } finally {
+    await v6.close();
+  }
+});
 
 test('GET returns status, headers and body', async () => {
   const conn = await connect();

@@ -7,6 +7,7 @@
 // Needs root (CAP_NET_ADMIN) and `ip` (iproute2). Where the machine refuses network
 // namespaces the case is skipped with the reason printed — never counted as passed.
 import { test } from 'uvu';
+import { capabilityCase } from '../support/capability';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -106,13 +107,7 @@ const CASES: Array<[IpFamily, string]> = [
 
 for (const [family, addresses] of CASES) {
   const name = `veth link pulled and plugged back (${addresses}): noticed within interval + timeout, ready after the link returns, queued once, in-flight failed`;
-  const unavailable = netnsUnavailable(family);
-  if (unavailable) {
-    console.log(`SKIP link cut between network namespaces over IPv${family}: ${unavailable}`);
-    test.skip(name, () => {});
-  } else {
-    test(name, () => linkCut(family));
-  }
+  capabilityCase(name, netnsUnavailable(family), () => linkCut(family));
 }
 
 test.run();
