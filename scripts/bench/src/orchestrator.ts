@@ -30,6 +30,10 @@ export interface RepResult {
   cold: Record<CaMode, Record<ContenderKind, ColdSample>>;
   /** A bare `node` printing one line: the floor under every cold start. */
   coldBare: number | undefined;
+  /** Spawn → exit: the command line's `--version` (no compile cache, then a warm one) and `node -e 0`. */
+  version: { cli: number; cliWarm: number; bare: number } | undefined;
+  /** Cold start → Clova.Hello with a warm compile cache (pinned CA; Node ≥ 22, else the same as cold). */
+  coldWarm: Record<ContenderKind, ColdSample> | undefined;
   load: Record<ContenderKind, LoadResult> | undefined;
   idle: Record<IdleName, IdleSample> | undefined;
   h2load: { sequential: H2loadResult; concurrent: H2loadResult } | undefined;
@@ -160,8 +164,13 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
   // The same environment for every contender; NODE_EXTRA_CA_CERTS makes every Node start read
   // and parse a CA file (≈50 ms, 2 MB), so it is dropped unless --keep-extra-ca.
   const extraCa = process.env.NODE_EXTRA_CA_CERTS;
-  const env: NodeJS.ProcessEnv = { ...process.env, ...o.clientEnv };
+  // The compile cache (Node ≥ 22, src/compile-cache-banner.js) is off for every figure but the
+  // rows that name it, which get a directory of their own, warmed by one discarded run.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...o.clientEnv, CIC_COMPILE_CACHE: 'off' };
   if (!o.keepExtraCa) delete env.NODE_EXTRA_CA_CERTS;
+  const warmEnv: NodeJS.ProcessEnv = { ...env, CIC_COMPILE_CACHE: join(tmp, 'compile-cache') };
+  mkdirSync(warmEnv.CIC_COMPILE_CACHE!, { recursive: true });
+  const cli = join(dist, 'cic-runtime.js');
   const node = o.clientExec.length ? o.clientExec : [process.execPath];
   const scale = o.timeoutScale * (o.clientExec.length ? 20 : 1);
 
@@ -250,6 +259,8 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
     const rep: RepResult = {
       cold: { system: {} as Record<ContenderKind, ColdSample>, pinned: {} as Record<ContenderKind, ColdSample> },
       coldBare: undefined,
+      version: undefined,
+      coldWarm: undefined,
       load: undefined,
       idle: undefined,
       h2load: undefined,
@@ -272,6 +283,31 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
           rep.cold[caMode][kind] = { ms: at - t0, inProcessMs: value.hello, maxRssBytes: value.maxRssBytes };
           peak(kind, value.maxRssBytes);
         }
+      }
+      // With a warm compile cache: the first run of each fills the cache and is discarded.
+      const coldWarm = {} as Record<ContenderKind, ColdSample>;
+      for (const kind of KINDS) {
+        for (const keep of [false, true]) {
+          let t0 = 0;
+          const c = start(clientCmd(kind, 'cold', 'pinned', r), warmEnv, (t) => (t0 = t));
+          const { value, at } = await c.line<{ hello: number; maxRssBytes: number }>('hello', 60_000 * scale);
+          await c.exited;
+          if (keep) coldWarm[kind] = { ms: at - t0, inProcessMs: value.hello, maxRssBytes: value.maxRssBytes };
+        }
+      }
+      rep.coldWarm = coldWarm;
+      if (existsSync(cli)) {
+        const untilExit = async (cmd: string[], e: NodeJS.ProcessEnv) => {
+          let t0 = 0;
+          const c = start([...pinTo(1), ...node, ...cmd], e, (t) => (t0 = t));
+          const code = await c.exited;
+          if (code !== 0) throw new Error(`${cmd.join(' ')} exited ${code}: ${c.stderr().slice(-500)}`);
+          return performance.now() - t0;
+        };
+        const bareMs = await untilExit(['-e', '0'], env);
+        const cliMs = await untilExit([cli, '--version'], env);
+        await untilExit([cli, '--version'], warmEnv);
+        rep.version = { cli: cliMs, cliWarm: await untilExit([cli, '--version'], warmEnv), bare: bareMs };
       }
     }
 
