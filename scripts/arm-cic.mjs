@@ -1,6 +1,6 @@
 // The full CIC scenario of `npm run test:arm`: the shipped bundle and the target's addon, under
-// qemu (natively for the Node 18 run on x64), against the auth and CIC emulators running
-// natively on the host.
+// qemu (natively for the x64 runs), against the auth and CIC emulators running natively on the
+// host.
 //
 //   1. emulated `cic-runtime login --account-token …` → tokens in a fresh state directory
 //   2. emulated `cic-runtime run` (debug log on stderr, PING every 2 s):
@@ -48,7 +48,7 @@ export const cicScenario = {
     const run = await emulate({ args: ['login', '--account-token', host.emus.env.CIC_DEMO_ACCOUNT], env: host.env });
     if (run.code !== 0) throw new Error(`emulated login exited ${run.code ?? run.signal}: ${run.stderr.trim().split('\n').pop()}`);
     host.login = run;
-    console.log(`    ${ctx.target} cic: logged in (emulated \`login\`, ${run.ms} ms)`);
+    console.log(`    ${ctx.id} cic: logged in (emulated \`login\`, ${run.ms} ms)`);
   },
   emulatedScript: (ctx) => ctx.bundle,
   args: () => ['run'],
@@ -59,7 +59,7 @@ export const cicScenario = {
       if (json.msg === 'cic state') {
         const ms = io.elapsedMs();
         host.transitions.push({ from: json.from, to: json.to, ms });
-        console.log(`    ${ctx.target} cic: state ${json.from} → ${json.to} (+${ms} ms)`);
+        console.log(`    ${ctx.id} cic: state ${json.from} → ${json.to} (+${ms} ms)`);
         if (json.to === 'ready') {
           // `run` consumes Clova.Hello itself (it is what makes the connection ready).
           if (host.helloMs === undefined && /Clova\.Hello/.test(json.reason ?? '')) host.helloMs = ms;
@@ -105,4 +105,5 @@ export const cicScenario = {
       `2 events 200 (Speak received); ping rtt ${host.pings[0]} ms; ` +
       `socket drop → ready again in ${host.reconnectMs} ms; exit 0 in ${run.ms} ms`;
   },
+  figure: (run, ctx, host) => host.helloMs,
 };

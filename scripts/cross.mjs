@@ -3,7 +3,8 @@
 // no dynamic nghttp2_ symbol, the right ELF machine (and hard-float ABI for armv7), stripped,
 // within the size budget. Results: dist/cic-runtime.linux-arm64.node, dist/cic-runtime.linux-armv7.node.
 //
-//   node scripts/cross.mjs [--target linux-arm64|linux-armv7]… [--install] [--clean] [--docker]
+//   node scripts/cross.mjs [--target linux-arm64|linux-armv7]… [--install] [--clean] [--lax-abi]
+//                          [--docker [--docker-base IMAGE] [--docker-network MODE] [--out DIR]]
 //
 //   --target   build only this target (repeatable; default: both)
 //   --install  when a cross toolchain is missing and we run as root with apt-get, install it
@@ -14,7 +15,15 @@
 //              versions than the official Node build for its target needs itself (the
 //              default is strict: such an addon does not load on the device)
 //   --docker   the same steps inside scripts/Dockerfile via `docker buildx build`, for machines
-//              without the toolchains (needs a reachable Docker daemon with buildx)
+//              without the toolchains (needs a reachable Docker daemon with buildx); one build
+//              call per target. With --docker also:
+//     --docker-base IMAGE    the Debian 12 base image instead of debian:12-slim (e.g. the
+//                            registry-free cic-build-base:bookworm of scripts/docker-engine.sh);
+//                            default $CIC_DOCKER_BASE_IMAGE
+//     --docker-network MODE  the network of the build's RUN steps (`host` for an engine
+//                            without a bridge); default $CIC_DOCKER_NETWORK
+//     --out DIR              put the addons in DIR instead of dist/ (to compare with a local build)
+//   scripts/docker-cross-check.mjs runs this path end to end on a machine without Docker.
 //
 // Each target builds in its own scratch project, build/cross/<target>/, holding a copy of
 // binding.gyp and scripts/nghttp2.sh, links to native/ and node_modules/, and a copy of the
@@ -25,13 +34,13 @@
 // its output directory.
 //
 // Exit codes: 0 ok, 1 a build or a check failed, 2 a prerequisite is missing (toolchain, Docker).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync,
   symlinkSync, writeFileSync,
 } from 'node:fs';
 import { cpus } from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { localNodeDir, nghttp2DynamicSymbols, nodeGyp } from './build-native.mjs';
 
@@ -86,7 +95,10 @@ function has(cmd) {
 }
 
 function parseArgs(argv) {
-  const opts = { targets: [], install: false, clean: false, docker: false, strictAbi: true, help: false };
+  const opts = {
+    targets: [], install: false, clean: false, docker: false, strictAbi: true, help: false,
+    dockerBase: process.env.CIC_DOCKER_BASE_IMAGE || null, dockerNetwork: process.env.CIC_DOCKER_NETWORK || null, out: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--target') opts.targets.push(argv[++i]);
@@ -94,6 +106,9 @@ function parseArgs(argv) {
     else if (a === '--install') opts.install = true;
     else if (a === '--clean') opts.clean = true;
     else if (a === '--docker') opts.docker = true;
+    else if (a === '--docker-base') opts.dockerBase = argv[++i];
+    else if (a === '--docker-network') opts.dockerNetwork = argv[++i];
+    else if (a === '--out') opts.out = argv[++i];
     else if (a === '--strict-abi') opts.strictAbi = true;
     else if (a === '--lax-abi') opts.strictAbi = false;
     else if (a === '--help' || a === '-h') opts.help = true;
@@ -103,6 +118,10 @@ function parseArgs(argv) {
     if (!TARGETS[t]) fail(2, `unknown target ${t}; one of ${Object.keys(TARGETS).join(', ')}`);
   }
   if (!opts.targets.length) opts.targets = Object.keys(TARGETS);
+  if (opts.out && !opts.docker) fail(2, '--out is for --docker builds (local builds write dist/)');
+  for (const k of ['dockerBase', 'dockerNetwork', 'out']) {
+    if (opts[k] === undefined) fail(2, `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs a value`);
+  }
   return opts;
 }
 
@@ -321,7 +340,10 @@ function dockerCheck() {
     problems.push(`the Docker daemon is not reachable (${why}): start it or point DOCKER_HOST at one`);
   }
   if (problems.length) {
-    fail(2, `--docker cannot run here:\n  ${problems.join('\n  ')}\n  (without --docker the same build runs with the local cross toolchains)`);
+    fail(2, `--docker cannot run here:\n  ${problems.join('\n  ')}\n` +
+      '  (on Debian 12 without Docker: scripts/docker-engine.sh install && eval "$(scripts/docker-engine.sh start)"' +
+      ' && scripts/docker-engine.sh base-image, then again;' +
+      ' without --docker the same build runs with the local cross toolchains)');
   }
   console.log(`cross: docker: ${bx.stdout.trim()}; daemon ${info.stdout.trim()}`);
 }
@@ -336,39 +358,91 @@ function findFiles(dir, re, out = []) {
   return out;
 }
 
-async function dockerBuild(targets, strictAbi) {
+/** Registry and mirror host names stay out of the logs (apt inside the build prints URLs). */
+function maskUrls(text) {
+  return text.replace(/\b(https?:\/\/)[^/\s'"]+/g, '$1…');
+}
+
+/** Runs `docker args…`, its output masked line by line; resolves with the exit status. */
+function dockerStreamed(args, timeoutMs) {
+  return new Promise((resolvePromise) => {
+    const child = spawn('docker', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => {
+      console.error(`cross: docker ${args[0]} ${args[1]}: no result after ${timeoutMs / 60_000} min, stopping it`);
+      child.kill('SIGTERM');
+    }, timeoutMs);
+    for (const [stream, out] of [[child.stdout, process.stdout], [child.stderr, process.stderr]]) {
+      let partial = '';
+      stream.on('data', (d) => {
+        partial += d.toString('utf8');
+        const lines = partial.split('\n');
+        partial = lines.pop();
+        for (const line of lines) out.write(`${maskUrls(line)}\n`);
+      });
+      stream.on('end', () => partial && out.write(`${maskUrls(partial)}\n`));
+    }
+    child.on('error', (e) => {
+      console.error(`cross: docker: ${e.message}`);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise(code ?? signal);
+    });
+  });
+}
+
+/** This machine's npm settings the image's `npm ci` should use: registry and CA file. */
+function npmSettings() {
+  const get = (key) => spawnSync('npm', ['config', 'get', key], { encoding: 'utf8', timeout: 15_000 }).stdout?.trim();
+  const registry = get('registry');
+  const cafile = get('cafile');
+  return {
+    registry: registry && /^https?:\/\//.test(registry) ? registry : null,
+    cafile: cafile && cafile !== 'null' && existsSync(cafile) ? cafile : null,
+  };
+}
+
+async function dockerBuild(opts) {
+  const { targets, strictAbi } = opts;
   dockerCheck();
-  const out = join(root, 'build', 'cross', 'docker-out');
-  rmSync(out, { recursive: true, force: true });
-  const platforms = targets.map((t) => TARGETS[t].dockerPlatform).join(',');
-  // The build stage runs on the build machine's own platform and cross-compiles with
-  // scripts/cross.mjs; --platform only selects TARGETPLATFORM for each run of it. The local
-  // exporter writes one directory per platform (linux_arm64/, linux_arm_v7/) when there are several.
-  const args = ['buildx', 'build', '--platform', platforms, '-f', join(root, 'scripts/Dockerfile'), '--output', `type=local,dest=${out}`];
-  // The image installs npm packages from the registry this machine's npm uses (if it names one).
-  const registry = spawnSync('npm', ['config', 'get', 'registry'], { encoding: 'utf8', timeout: 15_000 }).stdout?.trim();
-  if (registry && /^https?:\/\//.test(registry)) args.push('--build-arg', `NPM_REGISTRY=${registry}`);
-  args.push(root);
-  console.log(`cross: docker ${args.join(' ')}`);
-  const r = spawnSync('docker', args, { stdio: 'inherit', timeout: 60 * 60_000 });
-  if (r.status !== 0) {
-    fail(1, `docker buildx build failed (exit ${r.status ?? r.signal}); with the default "docker" driver a` +
-      ' multi-platform build may need a builder: docker buildx create --use');
-  }
+  const outRoot = join(root, 'build', 'cross', 'docker-out');
+  const dest = opts.out ? resolve(opts.out) : dist;
+  const npm = npmSettings();
   const results = [];
   for (const t of targets) {
+    const out = join(outRoot, t);
+    rmSync(out, { recursive: true, force: true });
+    // The build stage runs on the build machine's own platform and cross-compiles with
+    // scripts/cross.mjs; --platform only selects TARGETPLATFORM. One platform per call: a
+    // daemon without the containerd image store cannot export several in one.
+    const args = ['buildx', 'build', '--progress', 'plain', '--platform', TARGETS[t].dockerPlatform,
+      '-f', join(root, 'scripts/Dockerfile'), '--output', `type=local,dest=${out}`];
+    if (opts.dockerBase) args.push('--build-arg', `DEBIAN_IMAGE=${opts.dockerBase}`);
+    if (opts.dockerNetwork) args.push('--network', opts.dockerNetwork);
+    if (npm.registry) args.push('--build-arg', `NPM_REGISTRY=${npm.registry}`);
+    // A secret, not a build argument: nothing of it is kept in the image or its history.
+    if (npm.cafile) args.push('--secret', `id=npm_cafile,src=${npm.cafile}`);
+    args.push(root);
+    console.log(`cross: ${t}: docker ${maskUrls(args.join(' '))}`);
+    const started = Date.now();
+    const status = await dockerStreamed(args, 60 * 60_000);
+    if (status !== 0) {
+      fail(1, `docker buildx build for ${t} failed (${status}); the build output above says where` +
+        (opts.dockerNetwork ? '' : ' (an engine without a bridge network needs --docker-network host)'));
+    }
+    console.log(`cross: ${t}: docker build ${((Date.now() - started) / 1000).toFixed(1)} s`);
     const name = `cic-runtime.${t}.node`;
     const found = findFiles(out, new RegExp(`^${name.replace(/\./g, '\\.')}$`));
     if (found.length !== 1) fail(1, `docker build produced ${found.length} copies of ${name} in ${relative(root, out)}`);
-    mkdirSync(dist, { recursive: true });
-    const placed = join(dist, name);
+    mkdirSync(dest, { recursive: true });
+    const placed = join(dest, name);
     copyFileSync(found[0], placed);
     // The image already ran every check; repeat them here when this machine has the binutils.
     if (missingPackages([t], { build: false }).length) {
       console.log(`cross: ${t}: ${relative(root, placed)} (${statSync(placed).size} bytes; checked inside the image)`);
-      results.push({ t, ok: true, size: statSync(placed).size, file: '(checked in the image)' });
+      results.push({ t, ok: true, size: statSync(placed).size, file: '(checked in the image)', placed });
     } else {
-      results.push({ t, ...(await verifyAddon(t, placed, { strictAbi })) });
+      results.push({ t, placed, ...(await verifyAddon(t, placed, { strictAbi })) });
     }
   }
   return results;
@@ -385,7 +459,7 @@ async function main() {
   }
   let results;
   if (opts.docker) {
-    results = await dockerBuild(opts.targets, opts.strictAbi);
+    results = await dockerBuild(opts);
   } else {
     ensureToolchains(opts.targets, opts.install);
     const { placeAddon } = await import('./build.mjs');
@@ -399,7 +473,8 @@ async function main() {
   }
   console.log('');
   for (const r of results) {
-    console.log(`cross: ${r.ok ? 'ok  ' : 'FAIL'} dist/cic-runtime.${r.t}.node  ${r.size} bytes (${(r.size / 1024).toFixed(1)} KiB)`);
+    const file = r.placed ? relative(root, r.placed) : `dist/cic-runtime.${r.t}.node`;
+    console.log(`cross: ${r.ok ? 'ok  ' : 'FAIL'} ${file}  ${r.size} bytes (${(r.size / 1024).toFixed(1)} KiB)`);
   }
   if (results.some((r) => !r.ok)) process.exit(1);
 }

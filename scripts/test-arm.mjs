@@ -1,18 +1,27 @@
-// Runs the shipped bundle and the cross-built addons on the ARM targets under qemu user-mode
-// emulation, with the official Node ARM builds (scripts/arm-node.mjs): no ARM hardware, no
-// binfmt, no chroot. Each scenario may start servers on the host (native Node); the emulated
+// Runs the shipped bundle and the cross-built addons on every supported Node line: the ARM
+// targets under qemu user-mode emulation (no ARM hardware, no binfmt, no chroot), linux-x64
+// natively. The Node builds are scripts/arm-node.mjs's NODE_BUILDS: official builds from npm
+// (x64: 18, 20, 22, 24, 26; arm64: 20, 22, 24, 26; armv7: 20.11.0, the newest armv7 build
+// published) and Debian 12's own nodejs for armhf (18, in a sysroot of Debian packages). One
+// addon per target serves all of them (Node-API): its SHA-256 is printed before and checked
+// after the runs. Each scenario may start servers on the host (native Node); the emulated
 // process only ever runs one script and never starts children — without binfmt an emulated
-// program cannot start another emulated program. The same scenarios also run natively on
-// linux-x64 with the official Node 18 build: the oldest Node the bundle and addon support.
+// program cannot start another emulated program.
 //
-//   node scripts/test-arm.mjs [--target linux-arm64|linux-armv7|linux-x64]… [--scenario NAME]…
-//                             [--timeout-scale N] [--verbose]
+//   node scripts/test-arm.mjs [--target linux-arm64|linux-armv7|linux-x64]… [--node LINE]…
+//                             [--scenario NAME]… [--addon-dir DIR] [--timeout-scale N] [--verbose]
+//
+//   --node LINE     only these Node builds: a major (18, 20, 22, 24, 26), "debian" (Debian's
+//                   nodejs) or "default" (one build per target: arm64 20, armv7 20, x64 18)
+//   --addon-dir DIR the addons to test are DIR/cic-runtime.<target>.node (e.g. the Docker
+//                   build's) instead of dist/'s: the bundle is copied beside them into
+//                   build/arm/stage/ so it finds them the way a device install does
 //
 // Needs: dist/cic-runtime.js (node scripts/build.mjs), dist/cic-runtime.<target>.node
 // (node scripts/cross.mjs; for linux-x64 node scripts/build.mjs), and for the ARM targets
 // qemu-user-static and the target's libraries under /usr/<triple> (they come with Debian's
-// cross toolchain packages). Prints one PASS/FAIL line
-// per target and scenario and ends with `N passed, N failed`; exit 1 when anything failed.
+// cross toolchain packages). Prints one PASS/FAIL line per target, Node build and scenario, a
+// table of the figures, and ends with `N passed, N failed`; exit 1 when anything failed.
 //
 // Adding a scenario is one entry in SCENARIOS:
 //   {
@@ -29,21 +38,23 @@
 //                                             io.write(data), io.end(), io.kill(signal), io.elapsedMs()
 //     check(run, ctx, host) → summary         throw to fail; run = {code, signal, stdout, stderr,
 //                                             lines, at: {step: ms since spawn}, ms, timedOut}
+//     figure?(run, ctx, host) → ms            the one number the summary table shows
 //   }
-//   ctx = {target, node, nodeVersion, qemu, sysroot, addon, bundle, armBuild, root}
+//   ctx = {target, build, id, node, nodeVersion, qemu, sysroot, addon, bundle, armBuild, root}
 //   (qemu and sysroot are null for the native target)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TARGETS } from './cross.mjs';
+import { NODE_BUILDS, armNodeSysroot, armNodeVersion, buildId, ensureArmNode } from './arm-node.mjs';
+import { cicScenario } from './arm-cic.mjs';
 
-/** Runs natively (no qemu): the oldest supported Node on this machine's own architecture. */
+/** Runs natively (no qemu) on this machine's own architecture. */
 const NATIVE = { 'linux-x64': { qemu: null, sysroot: null } };
 const RUN_TARGETS = { ...TARGETS, ...NATIVE };
-import { armNodeVersion, ensureArmNode } from './arm-node.mjs';
-import { cicScenario } from './arm-cic.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const require = createRequire(import.meta.url);
@@ -72,6 +83,7 @@ export const SCENARIOS = [
       }
       return `"${line}" in ${run.ms} ms`;
     },
+    figure: (run) => run.ms,
   },
   {
     // The runtime's HTTP/2 layer with the ARM addon against node:http2 on the host: GET, POST
@@ -95,6 +107,9 @@ export const SCENARIOS = [
       const addon = steps.get('addon');
       const wantArch = { 'linux-armv7': 'arm', 'linux-arm64': 'arm64', 'linux-x64': 'x64' }[ctx.target];
       if (addon.arch !== wantArch) throw new Error(`the emulated process.arch is ${addon.arch}, expected ${wantArch}`);
+      // The Node that loaded the addon is the build under test (not the host's node).
+      const wantNode = `v${String(ctx.nodeVersion).split('+')[0]}`;
+      if (ctx.nodeVersion !== 'custom' && addon.node !== wantNode) throw new Error(`the addon was loaded by Node ${addon.node}, expected ${wantNode}`);
       if (host.sessionsSeen() < 2 || host.drops() !== 1) {
         throw new Error(`the server saw ${host.sessionsSeen()} sessions and ${host.drops()} drops (want ≥2 and 1)`);
       }
@@ -104,6 +119,7 @@ export const SCENARIOS = [
         `(in-process ${steps.get('first-response').t} ms), ping rtt ${ping.rttMs} ms, ` +
         `drop → ${dropped.requestError}/${dropped.closeCode}, reconnected in ${steps.get('reconnected').t - dropped.t} ms; total ${run.ms} ms`;
     },
+    figure: (run) => run.at['first-response'],
   },
   cicScenario,
 ];
@@ -116,34 +132,46 @@ function lastStep(run) {
 // ---- runner ---------------------------------------------------------------------------------
 
 function parseArgs(argv) {
-  const opts = { targets: [], scenarios: [], timeoutScale: Number(process.env.CIC_ARM_TIMEOUT_SCALE) || 1, verbose: false };
+  const opts = {
+    targets: [], nodes: [], scenarios: [], addonDir: null,
+    timeoutScale: Number(process.env.CIC_ARM_TIMEOUT_SCALE) || 1, verbose: false,
+  };
+  const usage = (msg) => {
+    console.error(`test-arm: ${msg} (see the header of scripts/test-arm.mjs)`);
+    process.exit(2);
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--target') opts.targets.push(argv[++i]);
-    else if (a === '--scenario') opts.scenarios.push(argv[++i]);
-    else if (a === '--timeout-scale') opts.timeoutScale = Number(argv[++i]);
+    const value = () => (i + 1 < argv.length ? argv[++i] : usage(`${a} needs a value`));
+    if (a === '--target') opts.targets.push(value());
+    else if (a === '--node') opts.nodes.push(value());
+    else if (a === '--scenario') opts.scenarios.push(value());
+    else if (a === '--addon-dir') opts.addonDir = resolve(value());
+    else if (a === '--timeout-scale') opts.timeoutScale = Number(value());
     else if (a === '--verbose' || a === '-v') opts.verbose = true;
-    else {
-      console.error(`test-arm: unknown argument ${a} (see the header of scripts/test-arm.mjs)`);
-      process.exit(2);
-    }
+    else usage(`unknown argument ${a}`);
   }
   for (const t of opts.targets) {
-    if (!RUN_TARGETS[t]) {
-      console.error(`test-arm: unknown target ${t}; one of ${Object.keys(RUN_TARGETS).join(', ')}`);
-      process.exit(2);
-    }
+    if (!RUN_TARGETS[t]) usage(`unknown target ${t}; one of ${Object.keys(RUN_TARGETS).join(', ')}`);
+  }
+  const lines = new Set(NODE_BUILDS.map((b) => String(b.line)));
+  for (const n of opts.nodes) {
+    if (n !== 'debian' && n !== 'default' && !lines.has(n)) usage(`unknown --node ${n}; one of ${[...lines].join(', ')}, debian, default`);
   }
   for (const s of opts.scenarios) {
-    if (!SCENARIOS.some((x) => x.name === s)) {
-      console.error(`test-arm: unknown scenario ${s}; one of ${SCENARIOS.map((x) => x.name).join(', ')}`);
-      process.exit(2);
-    }
+    if (!SCENARIOS.some((x) => x.name === s)) usage(`unknown scenario ${s}; one of ${SCENARIOS.map((x) => x.name).join(', ')}`);
   }
+  if (opts.addonDir && !existsSync(opts.addonDir)) usage(`--addon-dir ${opts.addonDir} does not exist`);
   // By default: both ARM targets, and the native one where this machine is that target.
   if (!opts.targets.length) opts.targets = Object.keys(RUN_TARGETS).filter((t) => !NATIVE[t] || t === `${process.platform}-${process.arch}`);
   if (!(opts.timeoutScale > 0)) opts.timeoutScale = 1;
   return opts;
+}
+
+/** The Node builds to run for `target`, in NODE_BUILDS order, filtered by --node. */
+function buildsFor(target, nodes) {
+  return NODE_BUILDS.filter((b) => b.target === target).filter((b) =>
+    !nodes.length || nodes.some((n) => (n === 'debian' ? !!b.debian : n === 'default' ? !!b.default : !b.debian && String(b.line) === n)));
 }
 
 function has(cmd) {
@@ -165,15 +193,40 @@ async function buildTestScripts() {
   });
 }
 
-/** What is missing for `target` (each with its fix), and the context when nothing is. */
-function prepareTarget(target) {
+function sha256(file) {
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
+}
+
+/**
+ * The bundle and addon of `target` as the runs use them. With --addon-dir the bundle is copied
+ * beside that directory's addon (build/arm/stage/), so `--version` and `run` load it the way a
+ * device install does (beside the bundle); otherwise dist/ is used as it is.
+ */
+function stageFiles(target, addonDir) {
+  const name = `cic-runtime.${target}.node`;
+  if (!addonDir) return { bundle: BUNDLE, addon: join(root, 'dist', name), problems: [] };
+  const from = join(addonDir, name);
+  const stage = join(ARM_BUILD, 'stage');
+  const problems = [];
+  if (!existsSync(from)) problems.push(`${from} is missing`);
+  if (!existsSync(BUNDLE)) problems.push(`${relative(root, BUNDLE)} is missing: run node scripts/build.mjs`);
+  if (problems.length) return { problems };
+  mkdirSync(stage, { recursive: true });
+  copyFileSync(BUNDLE, join(stage, 'cic-runtime.js'));
+  rmSync(join(stage, name), { force: true });
+  copyFileSync(from, join(stage, name));
+  return { bundle: join(stage, 'cic-runtime.js'), addon: join(stage, name), problems };
+}
+
+/** What is missing for `target` (each with its fix): checked once per target. */
+function targetProblems(target, files) {
   const spec = RUN_TARGETS[target];
   const native = NATIVE[target] !== undefined;
-  const problems = [];
-  const addon = join(root, 'dist', `cic-runtime.${target}.node`);
-  if (!existsSync(BUNDLE)) problems.push(`${relative(root, BUNDLE)} is missing: run node scripts/build.mjs`);
+  const problems = [...files.problems];
+  if (problems.length) return problems;
+  if (!existsSync(files.bundle)) problems.push(`${relative(root, files.bundle)} is missing: run node scripts/build.mjs`);
   const addonFix = native ? 'node scripts/build.mjs' : `node scripts/cross.mjs --target ${target}`;
-  if (!existsSync(addon)) problems.push(`${relative(root, addon)} is missing: run ${addonFix}`);
+  if (!existsSync(files.addon)) problems.push(`${relative(root, files.addon)} is missing: run ${addonFix}`);
   if (native && `${process.platform}-${process.arch}` !== target) problems.push(`${target} runs natively only on a ${target} machine`);
   if (!native) {
     if (!has(spec.qemu)) problems.push(`${spec.qemu} is missing: apt-get install -y --no-install-recommends qemu-user-static`);
@@ -182,27 +235,36 @@ function prepareTarget(target) {
       problems.push(`the ${spec.triple} libraries are missing in ${spec.sysroot}: apt-get install -y --no-install-recommends ${spec.packages[0]}`);
     }
   }
+  return problems;
+}
+
+/** Fetches `build` if needed; the context for its runs, or the problem. */
+function prepareBuild(target, build, files) {
+  const spec = RUN_TARGETS[target];
   let node;
-  if (!problems.length) {
-    try {
-      node = ensureArmNode(target);
-    } catch (e) {
-      problems.push(e.message);
-    }
+  try {
+    node = ensureArmNode(build);
+  } catch (e) {
+    return { problems: [e.message] };
   }
+  // Debian's node runs in its own sysroot of Debian packages (its libnode, libuv, OpenSSL…),
+  // which also holds the libc and libstdc++ the addon needs.
+  const sysroot = armNodeSysroot(build) ?? spec.sysroot;
   const ctx = {
-    target, node, nodeVersion: armNodeVersion(target), qemu: spec.qemu, sysroot: spec.sysroot, addon,
-    bundle: BUNDLE, armBuild: ARM_BUILD, root,
+    target, build, id: buildId(build), node, nodeVersion: armNodeVersion(build), qemu: spec.qemu, sysroot,
+    addon: files.addon, bundle: files.bundle, armBuild: ARM_BUILD, root,
   };
-  return { problems, ctx };
+  return { problems: [], ctx };
 }
 
 function emulatedEnv(ctx, extra) {
-  const env = { ...process.env, NO_COLOR: '1', ...extra };
-  if (ctx.sysroot) env.QEMU_LD_PREFIX = ctx.sysroot;
-  // Host settings that must not leak into the emulated Node (or make it pick the host addon).
+  const env = { ...process.env, NO_COLOR: '1' };
+  // Host settings that must not leak into the emulated Node (or make it pick the host addon);
+  // a scenario's own (the cic scenario's heap limits, an explicit addon path) still apply.
   delete env.NODE_OPTIONS;
-  if (!extra.CIC_ADDON_PATH) delete env.CIC_ADDON_PATH;
+  delete env.CIC_ADDON_PATH;
+  Object.assign(env, extra);
+  if (ctx.sysroot) env.QEMU_LD_PREFIX = ctx.sysroot;
   return env;
 }
 
@@ -290,7 +352,8 @@ async function runScenario(ctx, scenario, opts) {
     if (run.onLineError) throw run.onLineError;
     try {
       if (run.timedOut) throw new Error(`timed out after ${timeoutMs} ms`);
-      return { ok: true, summary: scenario.check(run, ctx, host) };
+      const summary = scenario.check(run, ctx, host);
+      return { ok: true, summary, figure: scenario.figure?.(run, ctx, host) };
     } catch (e) {
       const output = [run.stdout && `stdout:\n${tail(run.stdout)}`, run.stderr && `stderr:\n${tail(run.stderr)}`].filter(Boolean).join('\n');
       return { ok: false, summary: e.message, output };
@@ -306,13 +369,20 @@ async function runScenario(ctx, scenario, opts) {
   }
 }
 
+function seconds(ms) {
+  return ms === undefined ? '–' : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const scenarios = SCENARIOS.filter((s) => !opts.scenarios.length || opts.scenarios.includes(s.name));
   // The host peers use the test PKI under build/test-certs (test/support/certs.ts).
   process.env.CIC_TEST_ROOT ??= root;
+  const started = Date.now();
   let passed = 0;
   let failed = 0;
+  const table = []; // one row per target × Node build
+  const addons = []; // per target: the file every build loaded, hashed before and after
   let built;
   try {
     await buildTestScripts();
@@ -321,29 +391,76 @@ async function main() {
     console.error(`test-arm: could not bundle test/arm/: ${e.message}`);
     built = false;
   }
+  const notRun = (label, problems) => {
+    for (const s of scenarios) {
+      console.log(`FAIL ${label} ${s.name}: not run: ${problems.join('; ')}`);
+      failed++;
+    }
+  };
   for (const target of opts.targets) {
-    const { problems, ctx } = built ? prepareTarget(target) : { problems: ['test/arm/ did not bundle'], ctx: null };
+    const builds = buildsFor(target, opts.nodes);
+    if (!builds.length) continue;
+    const files = built ? stageFiles(target, opts.addonDir) : { problems: ['test/arm/ did not bundle'] };
+    const problems = targetProblems(target, files);
     if (problems.length) {
-      for (const s of scenarios) {
-        console.log(`FAIL ${target} ${s.name}: not run: ${problems.join('; ')}`);
-        failed++;
-      }
+      for (const b of builds) notRun(buildId(b), problems);
       continue;
     }
-    if (ctx.qemu) {
-      const qemuVersion = spawnSync(ctx.qemu, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
-      console.log(`# ${target}: ${relative(root, ctx.node)} (Node ${ctx.nodeVersion}) under ${qemuVersion}, QEMU_LD_PREFIX=${ctx.sysroot}`);
-    } else {
-      console.log(`# ${target}: ${relative(root, ctx.node)} (Node ${ctx.nodeVersion}, the oldest supported), native`);
-    }
-    for (const s of scenarios) {
-      const r = await runScenario(ctx, s, opts);
-      console.log(`${r.ok ? 'PASS' : 'FAIL'} ${target} ${s.name}: ${r.summary}`);
-      if (!r.ok && r.output) console.log(r.output);
-      if (r.ok) passed++;
-      else failed++;
+    const spec = RUN_TARGETS[target];
+    const addon = { target, file: files.addon, sha256: sha256(files.addon), loadedBy: [], builds: builds.length };
+    addons.push(addon);
+    const emulator = spec.qemu ? spawnSync(spec.qemu, ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] : 'native';
+    console.log(`# ${target}: addon ${relative(root, files.addon)} sha256 ${addon.sha256}; ${emulator}`);
+    for (const build of builds) {
+      const { problems: missing, ctx } = prepareBuild(target, build, files);
+      const id = buildId(build);
+      if (missing.length) {
+        notRun(id, missing);
+        table.push({ target, id, node: armNodeVersion(build) ?? '?', flavour: build.debian ? 'Debian' : 'official', results: {} });
+        continue;
+      }
+      const where = ctx.qemu ? `QEMU_LD_PREFIX=${ctx.sysroot.startsWith(root) ? relative(root, ctx.sysroot) : ctx.sysroot}` : 'native';
+      console.log(`# ${id}: ${relative(root, ctx.node)} (${build.debian ? 'Debian nodejs' : 'Node'} ${ctx.nodeVersion}), ${where}`);
+      const row = { target, id, node: ctx.nodeVersion, flavour: build.debian ? 'Debian' : 'official', results: {} };
+      table.push(row);
+      for (const s of scenarios) {
+        const r = await runScenario(ctx, s, opts);
+        console.log(`${r.ok ? 'PASS' : 'FAIL'} ${id} ${s.name}: ${r.summary}`);
+        if (!r.ok && r.output) console.log(r.output);
+        row.results[s.name] = r;
+        if (r.ok) passed++;
+        else failed++;
+      }
+      if (scenarios.every((s) => row.results[s.name]?.ok)) addon.loadedBy.push(ctx.nodeVersion);
     }
   }
+
+  // One addon per target for every Node line: the same file (unchanged after all the runs)
+  // passed every scenario on every build.
+  for (const a of addons) {
+    const after = existsSync(a.file) ? sha256(a.file) : 'missing';
+    const ok = after === a.sha256 && a.loadedBy.length === a.builds;
+    console.log(`${ok ? 'PASS' : 'FAIL'} ${a.target} one-addon: ${relative(root, a.file)} sha256 ${a.sha256.slice(0, 16)}… ` +
+      `${after === a.sha256 ? 'unchanged' : `changed to ${after}`} after the runs; every scenario passed on ${a.loadedBy.length} of ${a.builds} Node builds: ${a.loadedBy.join(', ') || 'none'}`);
+    if (ok) passed++;
+    else failed++;
+  }
+
+  if (table.length) {
+    const cols = scenarios.map((s) => s.name);
+    console.log('');
+    console.log(`| target | Node | build | ${cols.join(' | ')} |`);
+    console.log(`|---|---|---|${cols.map(() => '---|').join('')}`);
+    for (const r of table) {
+      const cells = cols.map((c) => {
+        const x = r.results[c];
+        return !x ? 'not run' : x.ok ? `pass ${seconds(x.figure)}` : 'FAIL';
+      });
+      console.log(`| ${r.target} | ${r.node} | ${r.flavour} | ${cells.join(' | ')} |`);
+    }
+    console.log('(figures: version = spawn → exit; h2-exchange = spawn → first response; cic = spawn → Clova.Hello)');
+  }
+  console.log(`test-arm: ${table.length} Node builds × ${scenarios.length} scenarios in ${((Date.now() - started) / 1000).toFixed(0)} s`);
   console.log(`${passed} passed, ${failed} failed`);
   process.exit(failed ? 1 : 0);
 }
