@@ -108,6 +108,7 @@ Napi::Function Session::Init(Napi::Env env) {
                          InstanceMethod<&Session::Request>("request"),
                          InstanceMethod<&Session::Write>("write"),
                          InstanceMethod<&Session::Ping>("ping"),
+                         InstanceMethod<&Session::Consume>("consume"),
                          InstanceMethod<&Session::RstStream>("rstStream"),
                          InstanceMethod<&Session::Goaway>("goaway"),
                          InstanceMethod<&Session::WantRead>("wantRead"),
@@ -158,6 +159,9 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   nghttp2_option_set_max_send_header_block_length(option, limits_.max_send_header_block_length);
   nghttp2_option_set_max_deflate_dynamic_table_size(option, limits_.max_deflate_dynamic_table_size);
   nghttp2_option_set_peer_max_concurrent_streams(option, limits_.peer_max_concurrent_streams);
+  // Windows reopen only when JavaScript reports bytes as consumed (consume()): a reader that
+  // stops taking a stream's bytes stops the peer's sending on that stream.
+  nghttp2_option_set_no_auto_window_update(option, 1);
   int rv = nghttp2_session_client_new2(&session_, callbacks, this, option);
   nghttp2_option_del(option);
   if (rv != 0) {
@@ -602,6 +606,26 @@ Napi::Value Session::Ping(const Napi::CallbackInfo& info) {
   WriteBe32(payload, info[0].As<Napi::Number>().Uint32Value());
   WriteBe32(payload + 4, info[1].As<Napi::Number>().Uint32Value());
   return Napi::Number::New(env, nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, payload));
+}
+
+// consume(streamId, bytes): `bytes` DATA bytes of the stream were taken by their reader, so
+// nghttp2 may reopen the stream's and the connection's windows (it queues WINDOW_UPDATE once
+// half a window is consumed). A stream nghttp2 has already closed still credits the connection.
+// → 0 or a negative nghttp2 error code.
+Napi::Value Session::Consume(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CIC_GUARD_OPEN();
+  CIC_GUARD_ARGC(2);
+  CIC_GUARD_STREAM_ID(0);
+  CIC_GUARD_NUMBER(1);
+  const double bytes = info[1].As<Napi::Number>().DoubleValue();
+  CIC_GUARD(bytes >= 0 && bytes <= static_cast<double>(NGHTTP2_MAX_WINDOW_SIZE) &&
+                bytes == static_cast<double>(static_cast<int64_t>(bytes)),
+            "argument 1 must be a whole byte count (0 … 2^31-1)");
+  if (dead_) return Napi::Number::New(env, NGHTTP2_ERR_SESSION_CLOSING);
+  const size_t n = static_cast<size_t>(bytes);
+  if (n == 0) return Napi::Number::New(env, 0);
+  return Napi::Number::New(env, nghttp2_session_consume(session_, info[0].As<Napi::Number>().Int32Value(), n));
 }
 
 Napi::Value Session::RstStream(const Napi::CallbackInfo& info) {

@@ -4,6 +4,11 @@
 // nghttp2_session_mem_recv2 and returns the events produced; send() drains
 // nghttp2_session_mem_send2 and returns the bytes. Callbacks only record events in C++;
 // nothing calls into JavaScript while nghttp2 is on the stack.
+//
+// Inbound flow control is JavaScript's: nghttp2 sends no WINDOW_UPDATE on its own
+// (no_auto_window_update), only after consume(streamId, n) says the bytes were taken. Hazard:
+// a DATA byte that is never consumed keeps its stream's and the connection's window shut for
+// good; every stream's bytes must be consumed, by default right on delivery.
 #pragma once
 
 #include <napi.h>
@@ -72,6 +77,7 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value Request(const Napi::CallbackInfo& info);
   Napi::Value Write(const Napi::CallbackInfo& info);
   Napi::Value Ping(const Napi::CallbackInfo& info);
+  Napi::Value Consume(const Napi::CallbackInfo& info);
   Napi::Value RstStream(const Napi::CallbackInfo& info);
   Napi::Value Goaway(const Napi::CallbackInfo& info);
   Napi::Value WantRead(const Napi::CallbackInfo& info);

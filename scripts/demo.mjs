@@ -65,6 +65,13 @@ const client = new CicClient({
 const started = performance.now();
 client.on('state', (c) => show(`state ${c.from} → ${c.to}  (${c.reason}${c.code ? `, ${c.code}` : ''})`));
 client.on('directive', (d) => show(`directive ${d.directive.header.namespace}.${d.directive.header.name} (${d.source})`));
+// Attachments stream: the bytes of an answer's audio arrive on a.stream as CIC sends them.
+client.on('attachment', (a) => {
+  let bytes = 0;
+  a.stream.on('data', (chunk) => (bytes += chunk.length));
+  a.stream.on('end', () => show(`attachment cid:${a.contentId} streamed, ${bytes} bytes`));
+  a.stream.on('error', (e) => show(`attachment cid:${a.contentId} failed: ${e.code}`));
+});
 client.start();
 await client.ready();
 show(`ready after ${(performance.now() - started).toFixed(0)} ms`);
@@ -73,7 +80,7 @@ say('an event round trip');
 const r = await client.sendEvent({ namespace: 'System', name: 'SynchronizeState', payload: {} });
 show(`event ${r.messageId} answered ${r.status}`);
 const asked = await client.sendEvent({ namespace: 'TextRecognizer', name: 'Recognize', payload: { text: 'what is the weather' }, dialogRequestId: 'demo-dialog-1' });
-for (const d of asked.directives) show(`answer: ${d.directive.header.namespace}.${d.directive.header.name} with ${d.attachments.map((a) => `${a.body.length}-byte attachment`).join(', ')}`);
+for (const d of asked.directives) show(`answer: ${d.directive.header.namespace}.${d.directive.header.name}${d.attachments.length ? ` with ${d.attachments.map((a) => `attachment cid:${a.contentId}`).join(', ')}` : ''}`);
 cic.pushDirective(directive('Settings', 'Update', { volume: 5 }));
 
 say('PING round trips (every 2 s in this demo; every 60 s by default)');

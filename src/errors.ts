@@ -82,11 +82,28 @@ export const ERROR_CODES = {
   CIC_MULTIPART: { retryable: false, summary: 'a multipart body is malformed' },
   CIC_PART_TOO_LARGE: { retryable: false, summary: 'a multipart part or its headers exceed the size limit' },
   CIC_BAD_DIRECTIVE: { retryable: false, summary: 'a directive is not valid UTF-8 JSON of the expected shape' },
+  CIC_ATTACHMENT_STALLED: { retryable: false, summary: "an attachment's consumer took no byte for attachmentStallMs; its stream was destroyed and the rest discarded" },
   CIC_QUEUE_FULL: { retryable: true, summary: 'the event queue is full' },
   CIC_QUEUE_EXPIRED: { retryable: true, summary: 'an event waited in the queue longer than allowed' },
   CIC_NOT_READY: { retryable: true, summary: 'the connection is not ready' },
   CIC_EVENT_FAILED: { retryable: false, summary: 'the event was in flight when its connection died' },
   CIC_STOPPED: { retryable: false, summary: 'the client was stopped' },
+
+  // --- device service: the local Unix socket (src/service) -----------------------------
+  SOCKET_PATH_IN_USE: { retryable: false, summary: 'the socket path is held by a running process (another runtime?)' },
+  SOCKET_PATH_INVALID: { retryable: false, summary: 'the socket path exists and is not a socket, or its directory is missing' },
+  SOCKET_LISTEN_FAILED: { retryable: false, summary: 'the Unix socket could not be created' },
+  SOCKET_BAD_FRAME: { retryable: false, summary: 'a frame is malformed: header or data not a JSON object, no type, bad lengths, or truncated' },
+  SOCKET_FRAME_TOO_LARGE: { retryable: false, summary: 'a frame exceeds the limit (header line plus data 64 KiB, payload 256 KiB)' },
+  SOCKET_UNKNOWN_TYPE: { retryable: false, summary: 'a message type the runtime does not handle' },
+  SOCKET_BAD_MESSAGE: { retryable: false, summary: 'a message of a known type has missing or invalid fields' },
+  SOCKET_TOO_MANY_CLIENTS: { retryable: true, summary: 'the socket already has the maximum number of clients' },
+  SOCKET_TOO_MANY_EVENTS: { retryable: true, summary: 'the client already has the maximum number of events in flight' },
+  SOCKET_FLOOD: { retryable: false, summary: 'the client sent messages faster than the allowed rate' },
+  SOCKET_SLOW_CLIENT: { retryable: false, summary: 'the client does not read what the runtime sends (queue over its limit or no progress)' },
+  SOCKET_AUDIO_STATE: { retryable: false, summary: 'an audio message without a live-audio event, or a second live-audio event at once' },
+  SOCKET_CLIENT_GONE: { retryable: false, summary: 'the socket client disconnected; its live-audio event was cancelled' },
+  SOCKET_NOT_READY: { retryable: true, summary: 'the runtime is waiting for login or closing and cannot send events' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

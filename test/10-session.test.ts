@@ -78,6 +78,36 @@ test('client preface and SETTINGS go out first, with push disabled', () => {
   s.close();
 });
 
+test('inbound windows reopen only when received bytes are consumed (no automatic WINDOW_UPDATE); consume() checks its arguments', () => {
+  const s = new binding.Session({ initialWindowSize: 65535, connectionWindowSize: 4 * 65535 });
+  s.request(REQ, BodyMode.None);
+  drain(s);
+  const body = Buffer.alloc(16_000, 1);
+  const windowUpdates = () => clientFrames(drain(s)).filter((f) => f.type === F.FRAME.WINDOW_UPDATE).map((f) => [f.streamId, f.payload.readUInt32BE(0) & 0x7fffffff]);
+  s.receive(Buffer.concat([F.settings(), F.headers(1, [[':status', '200']]), F.data(1, body), F.data(1, body), F.data(1, body)]));
+  assert.equal(windowUpdates(), [], '48,000 of 65,535 bytes received, nothing consumed: no WINDOW_UPDATE');
+  assert.is(s.consume(1, 16_000), 0);
+  assert.equal(windowUpdates(), [], 'below half the window: still none');
+  assert.is(s.consume(1, 32_000), 0);
+  assert.equal(windowUpdates(), [[1, 48_000]], 'half a stream window consumed: the stream reopens (the connection window is larger)');
+  // A stream the peer may not overrun: 65,535 bytes is all it may send before a consume.
+  s.receive(Buffer.concat([F.data(1, body), F.data(1, body), F.data(1, body), F.data(1, body), F.data(1, Buffer.alloc(1535))]));
+  assert.equal(windowUpdates(), []);
+  s.receive(F.data(1, Buffer.alloc(1)));
+  const rst = clientFrames(drain(s)).filter((f) => f.type === F.FRAME.RST_STREAM).map((f) => [f.streamId, f.payload.readUInt32BE(0)]);
+  assert.equal(rst, [[1, 0x3]], 'one byte beyond the window: RST_STREAM FLOW_CONTROL_ERROR');
+  // Arguments are checked at the boundary; an unknown or closed stream still credits the connection.
+  assert.throws(() => s.consume(0, 1), (e: Error) => e instanceof TypeError);
+  assert.throws(() => s.consume(1, -1), (e: Error) => e instanceof TypeError);
+  assert.throws(() => s.consume(1, 1.5), (e: Error) => e instanceof TypeError);
+  assert.throws(() => s.consume(1, 2 ** 31), (e: Error) => e instanceof TypeError);
+  assert.throws(() => s.consume(1, 'x' as unknown as number), (e: Error) => e instanceof TypeError);
+  assert.is(s.consume(99, 10), 0);
+  assert.is(s.consume(1, 0), 0);
+  s.close();
+  assert.throws(() => s.consume(1, 1), (e: Error & { code?: string }) => e.code === 'ERR_CLOSED');
+});
+
 test('2,000 PING frames in one buffer produce 2,000 ACKs with their payloads', () => {
   const s = openSession();
   const pings: Buffer[] = [F.settings()];

@@ -125,6 +125,70 @@ test('GOAWAY with last-stream-id 0 rejects in-flight requests as retryable H2_GO
   });
 });
 
+test('flow control: a held stream grants no window while its reader holds the bytes; consume() reopens it; a failure gives held bytes back to the connection', async () => {
+  await withPeer((c) => c.write(F.settings()), async (peer) => {
+    const conn = await Connection.connect(opts(peer.port, { limits: { initialWindowSize: 65_535, connectionWindowSize: 4 * 65_535 } }));
+    const raw = peer.connections[0]!;
+    const updates = (sid: number) => raw.frames.filter((f) => f.type === F.FRAME.WINDOW_UPDATE && f.streamId === sid).reduce((n, f) => n + (f.payload.readUInt32BE(0) & 0x7fffffff), 0);
+    /** A PING round trip: every frame the client wrote before its ACK went out has arrived. */
+    const roundTrip = async () => {
+      raw.write(F.ping(Buffer.from('syncsync')));
+      await raw.waitFor((f) => f.type === F.FRAME.PING && (f.flags & F.FLAG.ACK) !== 0 && f.payload.toString() === 'syncsync');
+      raw.frames.splice(raw.frames.findIndex((f) => f.type === F.FRAME.PING && f.payload.toString() === 'syncsync'), 1);
+    };
+    const held = conn.request({ path: '/held' });
+    let got = 0;
+    held.once('response', () => held.holdWindow());
+    held.on('data', (c) => (got += c.length));
+    const auto = conn.request({ path: '/auto' });
+    let autoGot = 0;
+    auto.on('data', (c) => (autoGot += c.length));
+    await raw.waitFor((f) => f.type === F.FRAME.HEADERS && f.streamId === 3);
+    const frame = Buffer.alloc(16_000, 2);
+    raw.write(Buffer.concat([F.headers(1, [[':status', '200']]), F.headers(3, [[':status', '200']])]));
+    raw.write(Buffer.concat([frame, frame, frame].map((b) => F.data(1, b))));
+    raw.write(Buffer.concat([frame, frame, frame].map((b) => F.data(3, b))));
+    await roundTrip();
+    assert.is(got, 48_000);
+    assert.is(autoGot, 48_000);
+    assert.is(held.heldBytes, 48_000);
+    assert.is(updates(1), 0, 'the held stream: no WINDOW_UPDATE');
+    // nghttp2 grants a window once half of it is consumed: what is still owed is under half.
+    assert.ok(updates(3) > 0 && 48_000 - updates(3) < 65_535 / 2, `an ordinary stream is consumed on delivery (${updates(3)} granted)`);
+    held.consume(20_000);
+    await roundTrip();
+    assert.is(updates(1), 0, 'below half a window');
+    held.consume(28_000);
+    held.consume(1_000_000); // more than is held: clamped
+    await roundTrip();
+    assert.is(updates(1), 48_000);
+    assert.is(held.heldBytes, 0);
+    await conn.close();
+  });
+  // Bytes still held when the stream fails go back to the connection window (one stream window
+  // wide here, so without that the whole connection would stay shut).
+  await withPeer((c) => c.write(F.settings()), async (peer) => {
+    const conn = await Connection.connect(opts(peer.port, { limits: { initialWindowSize: 65_535, connectionWindowSize: 65_535 } }));
+    const raw = peer.connections[0]!;
+    const connUpdates = () => raw.frames.filter((f) => f.type === F.FRAME.WINDOW_UPDATE && f.streamId === 0).reduce((n, f) => n + (f.payload.readUInt32BE(0) & 0x7fffffff), 0);
+    const held = conn.request({ path: '/held' });
+    held.once('response', () => held.holdWindow());
+    const failed = new Promise<void>((r) => held.once('close', () => r()));
+    await raw.waitFor((f) => f.type === F.FRAME.HEADERS && f.streamId === 1);
+    raw.write(Buffer.concat([F.headers(1, [[':status', '200']]), ...Array.from({ length: 4 }, () => F.data(1, Buffer.alloc(15_000)))]));
+    raw.write(F.ping(Buffer.from('syncsync')));
+    await raw.waitFor((f) => f.type === F.FRAME.PING && (f.flags & F.FLAG.ACK) !== 0);
+    assert.is(held.heldBytes, 60_000);
+    assert.is(connUpdates(), 0, 'the connection window is nearly shut');
+    raw.write(F.rstStream(1, 0x2));
+    await failed;
+    await raw.waitFor((f) => f.type === F.FRAME.WINDOW_UPDATE && f.streamId === 0);
+    assert.is(connUpdates(), 60_000, 'the held bytes were given back to the connection when the stream failed');
+    assert.is(held.heldBytes, 0);
+    await conn.close();
+  });
+});
+
 test('a server that offers ALPN without h2 is refused with H2_ALPN', async () => {
   await withPeer(() => {}, async (peer) => {
     const err = await settle(Connection.connect(opts(peer.port)));

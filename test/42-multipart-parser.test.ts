@@ -1,12 +1,15 @@
 // Multipart content types and the streaming parser: every format variant CIC's three
-// published versions produce, every split point, the never-ending downchannel, limits that
-// skip a part but keep the connection, bounded memory, and a bounded fuzz loop.
+// published versions produce, every split point, the never-ending downchannel, parts streamed
+// as they arrive, limits that skip a part but keep the connection, bounded memory, and a
+// bounded fuzz loop.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CicError, ERROR_CODES, type ErrorCode } from '../src/errors';
 import { parseMultipartContentType, parseHeaderParams, checkBoundary } from '../src/cic/content-type';
-import { MultipartParser, type MultipartPart, type MultipartParserOptions } from '../src/cic/multipart-parser';
-import { DirectiveReader } from '../src/cic/directive';
+import { MultipartParser, type MultipartPart, type MultipartParserOptions, type PartHead } from '../src/cic/multipart-parser';
+import { collectParts, DEFAULT_MAX_PART_BYTES, type PartCallbacks } from '../src/cic/part-buffer';
+import { DirectiveReader } from '../src/cic/directive-reader';
+import { SNIFF_BYTES } from '../src/cic/directive';
 import { writeMultipart } from '../src/cic/multipart-writer';
 import { BOUNDARY, SAMPLES, HELLO, randomSplit, seededRandom, splitAt, trickyBinary, type Sample } from './support/multipart-corpus';
 
@@ -17,17 +20,39 @@ interface Run {
   parser: MultipartParser;
 }
 
-function run(boundary: string, chunks: Buffer[], opts: Partial<MultipartParserOptions> = {}, end = true): Run {
+type RunOptions = Partial<Omit<MultipartParserOptions, 'onPartStart' | 'onPartData' | 'onPartEnd'>> & { maxPartBytes?: number };
+
+/** Parses with every part collected whole (collectParts); maxBuffered counts the parser and the collector. */
+function run(boundary: string, chunks: Buffer[], opts: RunOptions = {}, end = true): Run {
   const parts: MultipartPart[] = [];
   const errors: CicError[] = [];
-  const parser = new MultipartParser({ boundary, onPart: (p) => parts.push(p), onError: (e) => errors.push(e), ...opts });
+  const { maxPartBytes, ...parserOpts } = opts;
+  const onError = (e: CicError) => errors.push(e);
+  const collector: PartCallbacks = collectParts({ ...(maxPartBytes !== undefined ? { maxPartBytes } : {}), onPart: (p) => parts.push(p), onError });
+  const parser = new MultipartParser({ boundary, ...collector, onError, ...parserOpts });
   let maxBuffered = 0;
   for (const c of chunks) {
     parser.push(c);
-    maxBuffered = Math.max(maxBuffered, parser.bufferedBytes);
+    maxBuffered = Math.max(maxBuffered, parser.bufferedBytes + collector.bufferedBytes);
   }
   if (end) parser.end();
   return { parts, errors, maxBuffered, parser };
+}
+
+/** Records the parser's streaming callbacks as a flat log. */
+function streamLog(boundary: string, extra: Partial<MultipartParserOptions> = {}) {
+  const log: Array<['start', PartHead] | ['data', Buffer] | ['end', CicError | undefined]> = [];
+  const errors: CicError[] = [];
+  const parser = new MultipartParser({
+    boundary,
+    onPartStart: (h) => log.push(['start', h]),
+    onPartData: (c) => log.push(['data', c]),
+    onPartEnd: (e) => log.push(['end', e]),
+    onError: (e) => errors.push(e),
+    ...extra,
+  });
+  const bodyOf = (i: number) => Buffer.concat(log.filter((x, k) => x[0] === 'data' && log.slice(0, k).filter((y) => y[0] === 'start').length === i + 1).map((x) => x[1] as Buffer));
+  return { parser, log, errors, kinds: () => log.map((x) => x[0]), bodyOf };
 }
 
 function codes(errors: CicError[]): string[] {
@@ -195,7 +220,8 @@ test('random splits (seeded, 3,000 cases)', () => {
 test('downchannel that never ends: each part dispatched as soon as its delimiter arrives', () => {
   const parts: MultipartPart[] = [];
   const errors: CicError[] = [];
-  const p = new MultipartParser({ boundary: BOUNDARY, onPart: (x) => parts.push(x), onError: (e) => errors.push(e) });
+  const onError = (e: CicError) => errors.push(e);
+  const p = new MultipartParser({ boundary: BOUNDARY, ...collectParts({ onPart: (x) => parts.push(x), onError }), onError });
   const hello = JSON.stringify(HELLO);
   p.push(Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/json\r\n\r\n${hello}`));
   assert.is(parts.length, 0, 'not before the delimiter');
@@ -210,6 +236,91 @@ test('downchannel that never ends: each part dispatched as soon as its delimiter
   }
   assert.equal(errors, []);
   assert.ok(!p.closed);
+});
+
+// ---- streaming ----------------------------------------------------------------------------------
+
+test('streaming: a part starts when its header block is complete and its body comes out as it arrives', () => {
+  const t = streamLog('b');
+  t.parser.push(Buffer.from('--b\r\nContent-Type: application/octet-stream\r\nContent-'));
+  assert.equal(t.kinds(), [], 'not before the header block is complete');
+  t.parser.push(Buffer.from('ID: <att-1>\r\n'));
+  assert.equal(t.kinds(), []);
+  t.parser.push(Buffer.from('\r\n'));
+  // The blank line's LF could still be the start of `\n--b` (a part with an empty body).
+  assert.equal(t.kinds(), []);
+  const piece = trickyBinary(4000, 3, 'b');
+  t.parser.push(piece.subarray(0, 1));
+  assert.equal(t.kinds(), ['start', 'data'], 'announced with its first body byte');
+  assert.is((t.log[0]![1] as PartHead).contentId, 'att-1');
+  assert.is((t.log[0]![1] as PartHead).contentType, 'application/octet-stream');
+  t.parser.push(piece.subarray(1));
+  // Everything but a possible delimiter start is out at once.
+  const out = t.bodyOf(0);
+  assert.ok(out.length >= piece.length - ('\r\n--b'.length), `${out.length} of ${piece.length} bytes out`);
+  assert.ok(piece.subarray(0, out.length).equals(out));
+  assert.ok(t.parser.bufferedBytes <= 'b'.length + 4, 'the parser holds no body');
+  t.parser.push(Buffer.from('\r\n--b'));
+  assert.equal(t.kinds().at(-1), 'end', 'the part ends on its delimiter, before the line end');
+  assert.is(t.log.at(-1)![1], undefined, 'complete: no error');
+  assert.ok(t.bodyOf(0).equals(piece), 'the body came out exactly, delimiter CRLF excluded');
+  t.parser.push(Buffer.from('--'));
+  t.parser.end();
+  assert.equal(t.errors, []);
+  assert.ok(t.parser.closed);
+});
+
+test('streaming: every split point of every sample gives the same parts, bodies piecewise (views, never copies of the chunk)', () => {
+  for (const s of SAMPLES) {
+    for (let i = 0; i <= s.body.length; i += 7) {
+      const t = streamLog(s.boundary);
+      for (const c of splitAt(s.body, [i])) t.parser.push(c);
+      if (s.finite) t.parser.end();
+      assert.equal(t.errors, [], `${s.name} @${i}`);
+      const starts = t.log.filter((x) => x[0] === 'start').length;
+      assert.is(starts, s.parts.length, `${s.name} @${i}: starts`);
+      assert.is(t.log.filter((x) => x[0] === 'end').length, starts, `${s.name} @${i}: every start ends`);
+      s.parts.forEach((want, k) => assert.ok(t.bodyOf(k).equals(want.body), `${s.name} @${i}: body ${k}`));
+      for (const x of t.log) if (x[0] === 'data') assert.ok((x[1] as Buffer).length > 0, 'never an empty piece');
+    }
+  }
+});
+
+test('streaming: a body cut inside a part ends that part with the error, reported once', () => {
+  const t = streamLog('b');
+  t.parser.push(Buffer.from('--b\r\nContent-ID: <cut>\r\n\r\npartial bytes'));
+  t.parser.end();
+  assert.equal(t.kinds(), ['start', 'data', 'end']);
+  const err = t.log[2]![1] as CicError;
+  assert.ok(err instanceof CicError && err.code === 'CIC_MULTIPART' && err.details?.reason === 'truncated');
+  assert.equal(t.errors, [err], 'the same error, once');
+  // A part that completed before the cut keeps its clean end.
+  const u = streamLog('b');
+  u.parser.push(Buffer.from('--b\r\n\r\ncomplete\r\n--b\r\nA: 1\r\n'));
+  u.parser.end();
+  assert.equal(u.kinds(), ['start', 'data', 'end']);
+  assert.is(u.log[2]![1], undefined);
+  assert.equal(codes(u.errors), ['CIC_MULTIPART']);
+});
+
+test('streaming: a 50 MB part passes through with the parser holding a partial delimiter at most', () => {
+  const chunk = Buffer.alloc(64 * 1024, 0x61);
+  chunk.write('\r\n--', chunk.length - 4, 'latin1'); // every chunk ends like a delimiter start
+  let bytes = 0;
+  let ends = 0;
+  const errors: CicError[] = [];
+  const p = new MultipartParser({ boundary: BOUNDARY, onPartStart() {}, onPartData: (c) => (bytes += c.length), onPartEnd: () => ends++, onError: (e) => errors.push(e) });
+  p.push(Buffer.from(`--${BOUNDARY}\r\nContent-ID: <big>\r\n\r\n`));
+  const total = 50 * 1024 * 1024;
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    p.push(chunk);
+    if (p.bufferedBytes > BOUNDARY.length + 4) assert.unreachable(`parser holds ${p.bufferedBytes} bytes`);
+  }
+  assert.is(bytes, total - 4, 'all but the trailing delimiter candidate came out');
+  p.push(Buffer.from(`${BOUNDARY}--`));
+  assert.is(ends, 1);
+  assert.is(bytes, total - 4, 'the CRLF-- before the boundary belonged to the delimiter');
+  assert.equal(errors, []);
 });
 
 // ---- limits -----------------------------------------------------------------------------------
@@ -269,18 +380,21 @@ test('a part that never closes stays bounded: 50 MB in 64 KB chunks, maxPartByte
   chunk.write('\r\n--', chunk.length - 4, 'latin1'); // every chunk ends like a delimiter start
   const errors: CicError[] = [];
   let parts = 0;
-  const p = new MultipartParser({ boundary: BOUNDARY, maxPartBytes: 1024 * 1024, maxHeaderBytes: 8192, onPart: () => parts++, onError: (e) => errors.push(e) });
+  const onError = (e: CicError) => errors.push(e);
+  const collector = collectParts({ maxPartBytes: 1024 * 1024, onPart: () => parts++, onError });
+  const p = new MultipartParser({ boundary: BOUNDARY, maxHeaderBytes: 8192, ...collector, onError });
+  const held = () => p.bufferedBytes + collector.bufferedBytes;
   p.push(Buffer.from(`--${BOUNDARY}\r\nContent-ID: <endless>\r\n\r\n`));
   let max = 0;
   const bound = 1024 * 1024 + 8192 + BOUNDARY.length + 4;
   for (let sent = 0; sent < 50 * 1024 * 1024; sent += chunk.length) {
     p.push(chunk);
-    max = Math.max(max, p.bufferedBytes);
-    if (p.bufferedBytes > bound) assert.unreachable(`buffered ${p.bufferedBytes} after ${sent} bytes`);
+    max = Math.max(max, held());
+    if (held() > bound) assert.unreachable(`buffered ${held()} after ${sent} bytes`);
   }
   assert.equal(codes(errors), ['CIC_PART_TOO_LARGE']);
   assert.ok(max <= bound);
-  assert.ok(p.bufferedBytes < 64, 'after the error the part is discarded, not held');
+  assert.ok(held() < 64, 'after the error the part is discarded, not held');
   // The connection survives: the next part parses.
   p.push(Buffer.from(`\r\n--${BOUNDARY}\r\n\r\nafter\r\n--${BOUNDARY}`));
   assert.is(parts, 1);
@@ -288,7 +402,7 @@ test('a part that never closes stays bounded: 50 MB in 64 KB chunks, maxPartByte
 
 test('a preamble without any delimiter is not held in memory', () => {
   const errors: CicError[] = [];
-  const p = new MultipartParser({ boundary: 'b', onPart: () => assert.unreachable(), onError: (e) => errors.push(e) });
+  const p = new MultipartParser({ boundary: 'b', onPartStart: () => assert.unreachable(), onPartData: () => assert.unreachable(), onPartEnd: () => assert.unreachable(), onError: (e) => errors.push(e) });
   const junk = Buffer.alloc(1 << 20, 0x0a); // a megabyte of LFs: each one a possible delimiter start
   for (let i = 0; i < 8; i++) {
     p.push(junk);
@@ -333,22 +447,33 @@ test('end(): mid-part, mid-delimiter, preamble only → CIC_MULTIPART; empty bod
 test('push() never throws: bad arguments and throwing callbacks are reported', () => {
   const errors: CicError[] = [];
   let n = 0;
-  const p = new MultipartParser({
-    boundary: 'b',
+  const onError = (e: CicError) => errors.push(e);
+  const collector = collectParts({
     onPart: () => {
       n++;
       throw new Error('app bug');
     },
-    onError: (e) => errors.push(e),
+    onError,
   });
+  const p = new MultipartParser({ boundary: 'b', ...collector, onError });
   p.push('text' as unknown as Buffer);
   p.push(new Uint8Array(Buffer.from('--b\r\n\r\none\r\n--b\r\n\r\ntwo\r\n--b--')));
   p.end();
   p.push(Buffer.from('after end'));
   assert.is(n, 2);
   assert.equal(codes(errors), ['ERR_INVALID_ARGUMENT', 'ERR_INTERNAL', 'ERR_INTERNAL']);
-  assert.throws(() => new MultipartParser({ boundary: '', onPart() {}, onError() {} }), (e: unknown) => e instanceof CicError && e.code === 'ERR_INVALID_ARGUMENT');
-  assert.throws(() => new MultipartParser({ boundary: 'b', maxPartBytes: 0, onPart() {}, onError() {} }), (e: unknown) => e instanceof CicError);
+  // Each streaming callback is guarded the same way.
+  for (const which of ['onPartStart', 'onPartData'] as const) {
+    const errs: CicError[] = [];
+    const q = new MultipartParser({ boundary: 'b', onPartStart() {}, onPartData() {}, onPartEnd() {}, [which]: () => { throw new Error('app bug'); }, onError: (e) => errs.push(e) });
+    q.push(Buffer.from('--b\r\n\r\none\r\n--b--'));
+    assert.equal(codes(errs), ['ERR_INTERNAL'], which);
+  }
+  const none = { onPartStart() {}, onPartData() {}, onPartEnd() {}, onError() {} };
+  assert.throws(() => new MultipartParser({ boundary: '', ...none }), (e: unknown) => e instanceof CicError && e.code === 'ERR_INVALID_ARGUMENT');
+  assert.throws(() => new MultipartParser({ boundary: 'b', onPartStart() {}, onError() {} } as unknown as MultipartParserOptions), (e: unknown) => e instanceof CicError && e.code === 'ERR_INVALID_ARGUMENT');
+  assert.throws(() => collectParts({ maxPartBytes: 0, onPart() {}, onError() {} }), (e: unknown) => e instanceof CicError);
+  assert.is(DEFAULT_MAX_PART_BYTES, 2 * 1024 * 1024);
 });
 
 // ---- fuzz -------------------------------------------------------------------------------------
@@ -382,11 +507,11 @@ function mutate(body: Buffer, boundary: string, rnd: () => number): Buffer {
   return b;
 }
 
-test('fuzz: 2,000 mutated corpus bodies at random split points — no throw, coded errors, bounded memory', () => {
+test('fuzz: 2,000 mutated corpus bodies at random split points — no throw, coded errors, bounded memory, every byte consumed once', () => {
   const rnd = seededRandom(0xf022);
   const maxPartBytes = 2048;
   const maxHeaderBytes = 256;
-  const limits = { maxPendingBytes: 8192, maxPendingParts: 8, maxWaitParts: 3 };
+  const limits = { maxWaitParts: 3 };
   let delivered = 0;
   let problems = 0;
   for (let n = 0; n < 2000; n++) {
@@ -394,15 +519,21 @@ test('fuzz: 2,000 mutated corpus bodies at random split points — no throw, cod
     const body = mutate(s.body, s.boundary, rnd);
     const errors: unknown[] = [];
     const source = rnd() < 0.5 ? 'event' : 'downchannel';
+    let pushed = 0;
+    let consumed = 0;
     const reader = new DirectiveReader({
       contentType: s.contentType, source, maxPartBytes, maxHeaderBytes, ...limits,
-      onDirective: () => delivered++,
-      onError: (e) => errors.push(e),
+      onDirective: () => void delivered++,
+      onProblem: (e) => errors.push(e),
+      consume: (k) => (consumed += k),
     });
     try {
       for (const c of randomSplit(body, rnd, 10)) {
         reader.push(c);
-        const bound = maxPartBytes + maxHeaderBytes + s.boundary.length + 4 + limits.maxPendingBytes;
+        pushed += c.length;
+        // Nobody takes attachments here: they are discarded, so nothing is held back.
+        if (consumed !== pushed) assert.unreachable(`case ${n}: ${pushed} pushed, ${consumed} given back`);
+        const bound = maxPartBytes + maxHeaderBytes + s.boundary.length + 4 + SNIFF_BYTES;
         if (reader.bufferedBytes > bound) assert.unreachable(`case ${n}: buffered ${reader.bufferedBytes} > ${bound}`);
       }
       reader.end();

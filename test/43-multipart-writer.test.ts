@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { CicError } from '../src/errors';
 import { parseMultipartContentType } from '../src/cic/content-type';
 import { MultipartParser, type MultipartPart } from '../src/cic/multipart-parser';
+import { collectParts } from '../src/cic/part-buffer';
 import { EventBodyWriter, encodeEventBody, randomBoundary, writeMultipart } from '../src/cic/multipart-writer';
 import { buildEventMetadata, newDialogRequestId } from '../src/cic/message';
 import { seededRandom, trickyBinary } from './support/multipart-corpus';
@@ -13,7 +14,8 @@ function parse(contentType: string, body: Buffer | Buffer[]): { parts: Multipart
   const { boundary } = parseMultipartContentType(contentType);
   const parts: MultipartPart[] = [];
   const errors: CicError[] = [];
-  const p = new MultipartParser({ boundary, onPart: (x) => parts.push(x), onError: (e) => errors.push(e) });
+  const onError = (e: CicError) => errors.push(e);
+  const p = new MultipartParser({ boundary, ...collectParts({ onPart: (x) => parts.push(x), onError }), onError });
   for (const c of Array.isArray(body) ? body : [body]) p.push(c);
   const closed = p.closed;
   p.end();

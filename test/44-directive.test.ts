@@ -1,12 +1,14 @@
 // Directives: event metadata, part decoding (strict UTF-8 JSON, shapes, System.Exception),
-// cid: attachment links, assembling event responses and the downchannel, stale dialogs.
+// cid: attachment links, reading event responses and the downchannel as they stream
+// (directives at once, attachments with back-pressure and the stall rule), stale dialogs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CicError } from '../src/errors';
-import {
-  DialogTracker, DirectiveAssembler, DirectiveReader, cidReferences, createDirectiveReader, decodeDirectivePart, exceptionFromBody, linkAttachments,
-  type AssembledDirective, type Attachment, type DecodedPart, type DirectiveAssemblerOptions,
-} from '../src/cic/directive';
+import { DialogTracker, cidReferences, decodeDirectivePart, exceptionFromBody, linkAttachments, type AttachmentPart, type DecodedPart } from '../src/cic/directive';
+import { DirectiveReader, readDirectives, type DirectiveReaderOptions } from '../src/cic/directive-reader';
+import { ATTACHMENT_HIGH_WATER_BYTES, DEFAULT_ATTACHMENT_STALL_MS } from '../src/cic/attachment-sink';
+import type { IncomingAttachment, ReceivedDirective } from '../src/cic/types';
+import { FakeClock } from './support/fake-clock';
 import { buildEventMetadata, newDialogRequestId, type Directive } from '../src/cic/message';
 import type { MultipartPart } from '../src/cic/multipart-parser';
 import { writeMultipart } from '../src/cic/multipart-writer';
@@ -35,13 +37,6 @@ function expectError(d: DecodedPart, code: string): CicError {
   assert.ok(e instanceof CicError);
   assert.is(e.code, code);
   return e;
-}
-
-function assembler(source: 'event' | 'downchannel', extra: Partial<DirectiveAssemblerOptions> = {}) {
-  const out: AssembledDirective[] = [];
-  const errors: CicError[] = [];
-  const a = new DirectiveAssembler({ source, onDirective: (d) => out.push(d), onError: (e) => errors.push(e), ...extra });
-  return { a, out, errors, names: () => out.map((d) => d.directive.header.name) };
 }
 
 // ---- event metadata ---------------------------------------------------------------------------
@@ -91,7 +86,7 @@ test('Clova.Hello decodes: with charset, without content type (sniffed), upper-c
 test('binary parts are attachments; they need a Content-ID', () => {
   const a = decodeDirectivePart(binPart(SPEAK_CID, SPEAK_AUDIO, 'audio/mpeg'));
   assert.is(a.kind, 'attachment');
-  const att = a as Attachment;
+  const att = a as AttachmentPart;
   assert.is(att.contentId, SPEAK_CID);
   assert.is(att.contentType, 'audio/mpeg');
   assert.ok(att.body === SPEAK_AUDIO);
@@ -171,7 +166,7 @@ test('System.Exception in every published form → CIC_EXCEPTION with {code, des
 test('linkAttachments: payload.url and nested audioItem.stream.url, <> stripped, cid: prefix in any case, ids case-sensitive', () => {
   const speak = expectDirective(decodeDirectivePart(jsonPart(SPEAK)));
   const play = expectDirective(decodeDirectivePart(jsonPart(PLAY)));
-  const atts: Attachment[] = [{ contentId: SPEAK_CID, body: SPEAK_AUDIO }, { contentId: `<${PLAY_CID}>`, body: PLAY_AUDIO }];
+  const atts: AttachmentPart[] = [{ contentId: SPEAK_CID, body: SPEAK_AUDIO }, { contentId: `<${PLAY_CID}>`, body: PLAY_AUDIO }];
   const { links, unmatched } = linkAttachments([speak, play], atts);
   assert.equal(unmatched, []);
   assert.equal(links.map((l) => [l.path.join('.'), l.contentId]), [['payload.url', SPEAK_CID], ['payload.audioItem.stream.url', PLAY_CID]]);
@@ -195,143 +190,355 @@ test('cidReferences survives hostile nesting without recursion', () => {
   assert.ok(cidReferences(wide).length < 10_000, 'walk is bounded');
 });
 
-// ---- assembling: event responses --------------------------------------------------------------
+// ---- streaming a response -----------------------------------------------------------------------
 
-test('event response: attachment after or before the directive, delivered at end() with the attachment', () => {
-  for (const order of ['after', 'before'] as const) {
-    const { a, out, errors } = assembler('event');
-    const parts = [jsonPart(SPEAK), binPart(SPEAK_CID, SPEAK_AUDIO)];
-    for (const p of order === 'after' ? parts : parts.reverse()) a.push(p);
-    assert.is(out.length, 0, 'nothing before the response ends');
-    a.end();
-    assert.equal(errors, []);
-    assert.is(out.length, 1);
-    assert.is(out[0]!.source, 'event');
-    assert.is(out[0]!.directive.header.name, 'Speak');
-    assert.equal(out[0]!.attachments.map((x) => x.contentId), [SPEAK_CID]);
-    assert.ok(out[0]!.attachments[0]!.body === SPEAK_AUDIO);
-    assert.is(a.pendingBytes, 0);
-  }
+const B = BOUNDARY;
+const JSON_H = { 'Content-Type': 'application/json; charset=UTF-8' };
+const binH = (cid: string, type = 'application/octet-stream') => ({ 'Content-Type': type, 'Content-ID': `<${cid}>` });
+/** `--B` + headers + blank line: a part's head (the previous part, if any, ends with this delimiter). */
+const head = (headers: Record<string, string>) => Buffer.from(`--${B}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+/** A whole part; it is complete once the next part's head (or CLOSE) follows. */
+const part = (headers: Record<string, string>, body: Buffer | string) => Buffer.concat([head(headers), Buffer.from(body), Buffer.from('\r\n')]);
+const CLOSE = Buffer.from(`--${B}--\r\n`);
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+interface Streamed {
+  a: IncomingAttachment;
+  chunks: Buffer[];
+  ended: boolean;
+  error: CicError | undefined;
+  body(): Buffer;
+}
+
+/** A DirectiveReader whose attachments are read as they flow (`read`) or kept and never read. */
+function streamReader(source: 'event' | 'downchannel', extra: Partial<DirectiveReaderOptions> = {}, read = true) {
+  const directives: ReceivedDirective[] = [];
+  const attachments: Streamed[] = [];
+  const problems: CicError[] = [];
+  let pushed = 0;
+  let consumed = 0;
+  const reader = new DirectiveReader({
+    contentType: `multipart/related; boundary=${B}`,
+    source,
+    ...(source === 'event' ? { eventMessageId: 'ev-1' } : {}),
+    onDirective: (d) => void directives.push(d),
+    onAttachment: (a) => {
+      const s: Streamed = { a, chunks: [], ended: false, error: undefined, body: () => Buffer.concat(s.chunks) };
+      attachments.push(s);
+      if (!read) return;
+      a.stream.on('data', (c: Buffer) => s.chunks.push(c));
+      a.stream.on('end', () => (s.ended = true));
+      a.stream.on('error', (e) => (s.error = e as CicError));
+    },
+    onProblem: (e) => problems.push(e),
+    consume: (n) => (consumed += n),
+    ...extra,
+  });
+  const push = (b: Buffer | string) => {
+    const buf = Buffer.from(b);
+    pushed += buf.length;
+    reader.push(buf);
+  };
+  return {
+    reader, directives, attachments, problems, push,
+    names: () => directives.map((d) => d.directive.header.name),
+    reasons: () => problems.map((e) => [e.code, e.details?.reason ?? null]),
+    pushed: () => pushed,
+    consumed: () => consumed,
+  };
+}
+
+test('event response: a directive goes out when its JSON part is complete, before the body ends; its attachment streams with the directive ids', async () => {
+  const t = streamReader('event');
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  assert.equal(t.names(), [], 'not before its delimiter');
+  t.push(head(binH(SPEAK_CID)));
+  assert.equal(t.names(), ['Speak'], 'delivered while the body goes on');
+  const d = t.directives[0]!;
+  assert.equal([d.source, d.eventMessageId], ['event', 'ev-1']);
+  assert.equal(d.attachments, [{ contentId: SPEAK_CID }], 'metadata only: the bytes have not come yet');
+  t.push(SPEAK_AUDIO.subarray(0, 1000));
+  assert.is(t.attachments.length, 1, 'announced when its part starts');
+  const a = t.attachments[0]!.a;
+  assert.equal(
+    { contentId: a.contentId, contentType: a.contentType, source: a.source, eventMessageId: a.eventMessageId, directiveMessageId: a.directiveMessageId, dialogRequestId: a.dialogRequestId },
+    { contentId: SPEAK_CID, contentType: 'application/octet-stream', source: 'event', eventMessageId: 'ev-1', directiveMessageId: SPEAK.directive.header.messageId, dialogRequestId: 'dlg-1' },
+  );
+  await tick();
+  const early = t.attachments[0]!.body();
+  assert.ok(early.length >= 1000 - (B.length + 4) && SPEAK_AUDIO.subarray(0, early.length).equals(early), `first bytes out before the part ends (${early.length})`);
+  assert.not.ok(t.attachments[0]!.ended);
+  t.push(Buffer.concat([SPEAK_AUDIO.subarray(1000), Buffer.from('\r\n'), CLOSE]));
+  t.reader.end();
+  await tick();
+  assert.ok(t.attachments[0]!.ended);
+  assert.ok(t.attachments[0]!.body().equals(SPEAK_AUDIO), 'the attachment arrived whole, in order');
+  assert.equal(t.problems, []);
+  assert.is(t.consumed(), t.pushed(), 'every byte given back to flow control once');
 });
 
-test('event response: order kept; missing attachment reported but the directive still delivered; bad parts skipped', () => {
-  const { a, out, errors, names } = assembler('event');
-  a.push(jsonPart(STOP_CAPTURE));
-  a.push(jsonPart('{broken'));
-  a.push(jsonPart(SPEAK));
-  a.push(binPart('nobody-wants-me', Buffer.from('x')));
-  a.push(jsonPart(EXCEPTION));
-  a.end();
-  a.push(jsonPart(HELLO)); // after end: ignored
-  assert.equal(names(), ['StopCapture', 'Speak']);
-  assert.equal(out[1]!.attachments, []);
-  assert.equal(errors.map((e) => [e.code, e.details?.reason ?? null]), [
+test('event response: an attachment before its directive is announced without directive ids; the directive names its content type', async () => {
+  const t = streamReader('event');
+  t.push(part({ 'content-type': 'audio/mpeg', 'content-id': PLAY_CID }, PLAY_AUDIO));
+  t.push(part(JSON_H, JSON.stringify(PLAY)));
+  t.push(CLOSE);
+  t.reader.end();
+  await tick();
+  const a = t.attachments[0]!;
+  assert.is(a.a.contentId, PLAY_CID);
+  assert.is(a.a.directiveMessageId, undefined);
+  assert.is(a.a.dialogRequestId, undefined);
+  assert.ok(a.body().equals(PLAY_AUDIO));
+  assert.equal(t.names(), ['Play']);
+  assert.equal(t.directives[0]!.attachments, [{ contentId: PLAY_CID, contentType: 'audio/mpeg' }]);
+  assert.equal(t.problems, []);
+});
+
+test('event response: order kept and each directive out at once; a missing and an unreferenced attachment reported at the end; bad parts skipped', async () => {
+  const t = streamReader('event');
+  t.push(part(JSON_H, JSON.stringify(STOP_CAPTURE)));
+  t.push(part(JSON_H, '{broken'));
+  assert.equal(t.names(), ['StopCapture']);
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  t.push(part(binH('nobody-wants-me'), 'x'));
+  assert.equal(t.names(), ['StopCapture', 'Speak']);
+  t.push(part(JSON_H, JSON.stringify(EXCEPTION)));
+  t.push(CLOSE);
+  t.reader.end();
+  t.reader.push(Buffer.from(JSON.stringify(HELLO))); // after end: ignored (and given back)
+  await tick();
+  assert.equal(t.names(), ['StopCapture', 'Speak']);
+  assert.equal(t.directives[1]!.attachments, [{ contentId: SPEAK_CID }]);
+  assert.equal(t.reasons(), [
     ['CIC_BAD_DIRECTIVE', 'invalid-json'],
     ['CIC_EXCEPTION', null],
     ['CIC_BAD_DIRECTIVE', 'missing-attachment'],
     ['CIC_BAD_DIRECTIVE', 'unreferenced-attachment'],
   ]);
+  assert.ok(t.attachments[0]!.body().equals(Buffer.from('x')), 'an unreferenced attachment still streams');
 });
 
-test('event response: held bytes and parts are capped', () => {
-  const { a, out, errors } = assembler('event', { maxPendingBytes: 4000, maxPendingParts: 3 });
-  a.push(binPart(SPEAK_CID, SPEAK_AUDIO)); // 3000 bytes
-  a.push(binPart('second', Buffer.alloc(2000))); // would exceed 4000
-  a.push(jsonPart(SPEAK));
-  a.push(jsonPart(HELLO));
-  a.push(jsonPart(STOP_CAPTURE)); // fourth held part
-  assert.ok(a.pendingBytes <= 4000);
-  a.end();
-  assert.equal(out.map((d) => d.directive.header.name), ['Speak', 'Hello']);
-  assert.equal(errors.map((e) => e.code), ['CIC_PART_TOO_LARGE', 'CIC_PART_TOO_LARGE']);
+test('a dropped directive (stale dialog) takes its attachment with it: not announced, its bytes discarded and given back', async () => {
+  const t = streamReader('downchannel', { onDirective: (d) => d.directive.header.dialogRequestId !== 'dlg-1' });
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  t.push(part(binH(SPEAK_CID), SPEAK_AUDIO));
+  t.push(head(JSON_H));
+  assert.equal(t.attachments, []);
+  assert.equal(t.problems, []);
+  assert.is(t.consumed(), t.pushed());
 });
 
-// ---- assembling: downchannel ------------------------------------------------------------------
-
-test('downchannel: directives without cid are delivered at once; with cid as soon as the attachment arrives', () => {
-  const { a, errors, names, out } = assembler('downchannel');
-  a.push(jsonPart(HELLO));
-  assert.equal(names(), ['Hello']);
-  assert.is(out[0]!.source, 'downchannel');
-  a.push(jsonPart(SPEAK));
-  assert.equal(names(), ['Hello'], 'Speak waits for its audio');
-  a.push(binPart(SPEAK_CID, SPEAK_AUDIO));
-  assert.equal(names(), ['Hello', 'Speak']);
-  assert.ok(out[1]!.attachments[0]!.body === SPEAK_AUDIO);
-  // Attachment first, then its directive: delivered on arrival.
-  a.push(binPart(PLAY_CID, PLAY_AUDIO));
-  assert.equal(names(), ['Hello', 'Speak']);
-  a.push(jsonPart(PLAY));
-  assert.equal(names(), ['Hello', 'Speak', 'Play']);
-  assert.equal(errors, []);
-  assert.is(a.pendingBytes, 0, 'delivered attachments leave the assembler');
-  assert.is(a.pendingParts, 0);
+test('nobody takes attachments: their bytes are counted and discarded, none held, every byte given back at once', () => {
+  for (const extra of [{ onAttachment: undefined }, { wantsAttachments: () => false }] as Array<Partial<DirectiveReaderOptions>>) {
+    const t = streamReader('downchannel', extra);
+    t.push(part(JSON_H, JSON.stringify(SPEAK)));
+    t.push(head(binH(SPEAK_CID)));
+    const piece = Buffer.alloc(16 * 1024, 0x55);
+    for (let i = 0; i < 64; i++) {
+      t.push(piece);
+      assert.is(t.consumed(), t.pushed(), `push ${i}: given back at once`);
+      assert.is(t.reader.heldBytes, 0);
+      assert.ok(t.reader.bufferedBytes <= B.length + 4, 'nothing of the attachment is buffered');
+    }
+    t.push(Buffer.from('\r\n'));
+    t.push(part(JSON_H, JSON.stringify(STOP_CAPTURE)));
+    t.push(head(JSON_H));
+    assert.equal(t.names(), ['Speak', 'StopCapture']);
+    assert.equal(t.attachments, []);
+    assert.equal(t.problems, []);
+  }
 });
 
-test('downchannel: a waiting directive holds later ones back (order kept) for at most maxWaitParts parts', () => {
-  const { a, errors, names, out } = assembler('downchannel', { maxWaitParts: 3 });
-  a.push(jsonPart(SPEAK));
-  a.push(jsonPart(STOP_CAPTURE));
-  a.push(jsonPart(HELLO));
-  assert.equal(names(), [], 'StopCapture and Hello wait behind Speak');
-  a.push(jsonPart({ directive: { header: { namespace: 'Settings', name: 'ExpectReport' }, payload: {} } }));
-  assert.equal(names(), ['Speak', 'StopCapture', 'Hello', 'ExpectReport'], 'released after 3 more parts');
-  assert.equal(out[0]!.attachments, []);
-  assert.equal(errors.map((e) => e.details?.reason), ['missing-attachment']);
-  // An attachment that nobody references is dropped after the same window.
-  a.push(binPart('orphan', Buffer.alloc(100)));
-  for (let i = 0; i < 3; i++) a.push(jsonPart(HELLO));
-  assert.is(a.pendingParts, 0);
-  assert.equal(errors.map((e) => e.details?.reason), ['missing-attachment', 'unreferenced-attachment']);
+test('back-pressure: a 10 MB attachment through a slow reader — at most one window held, the stream buffer at most high-water mark + window, every byte in order', () => {
+  const WINDOW = 256 * 1024; // what HTTP/2 flow control lets the server send ahead of consumption
+  const FRAME = 16 * 1024;
+  const TOTAL = 10 * 1024 * 1024;
+  const byteAt = (i: number) => (i * 31 + (i >>> 13)) & 0xff;
+  const t = streamReader('event', {}, false);
+  const wire: Buffer[] = [part(JSON_H, JSON.stringify(SPEAK)), head(binH(SPEAK_CID))];
+  for (let at = 0; at < TOTAL; at += FRAME) wire.push(Buffer.from(Array.from({ length: Math.min(FRAME, TOTAL - at) }, (_, k) => byteAt(at + k))));
+  wire.push(Buffer.from('\r\n'), CLOSE);
+  let next = 0;
+  let received = 0;
+  let maxHeld = 0;
+  let maxBuffered = 0;
+  let serverBlocked = 0;
+  let mismatch = -1;
+  for (let round = 0; round < 1_000_000; round++) {
+    let moved = false;
+    // The server sends whatever flow control allows.
+    while (next < wire.length && t.pushed() - t.consumed() + wire[next]!.length <= WINDOW) {
+      t.push(wire[next++]!);
+      moved = true;
+    }
+    if (next < wire.length) serverBlocked++;
+    if (next === wire.length && received === TOTAL) break;
+    // The consumer takes 4 KiB per round: four times slower than the server would send.
+    const s = t.attachments[0]?.a.stream;
+    const c = s?.read(Math.min(4096, s.readableLength || 4096)) as Buffer | null | undefined;
+    if (c) {
+      for (let k = 0; k < c.length && mismatch < 0; k++) if (c[k] !== byteAt(received + k)) mismatch = received + k;
+      received += c.length;
+      moved = true;
+    }
+    maxHeld = Math.max(maxHeld, t.reader.heldBytes);
+    maxBuffered = Math.max(maxBuffered, s?.readableLength ?? 0);
+    if (!moved) assert.unreachable(`stalled after ${received} bytes: neither side can move (held ${t.reader.heldBytes})`);
+  }
+  t.reader.end();
+  assert.is(received, TOTAL);
+  assert.is(mismatch, -1, 'every byte in order');
+  assert.ok(serverBlocked > 1000, `flow control held the server back (${serverBlocked} rounds)`);
+  assert.ok(maxHeld <= WINDOW, `held ${maxHeld} ≤ one window`);
+  assert.ok(maxBuffered <= ATTACHMENT_HIGH_WATER_BYTES + WINDOW, `stream buffer ${maxBuffered} ≤ high-water mark + window`);
+  assert.is(t.consumed(), t.pushed());
+  assert.equal(t.problems, []);
 });
 
-test('downchannel: caps release the oldest waiting directive instead of growing; end() flushes', () => {
-  const { a, errors, names } = assembler('downchannel', { maxPendingParts: 2, maxWaitParts: 100 });
-  a.push(jsonPart(SPEAK));
-  a.push(jsonPart(PLAY));
-  assert.equal(names(), []);
-  a.push(jsonPart(HELLO)); // third held part: Speak is released without audio
-  assert.equal(names(), ['Speak']);
-  assert.ok(a.pendingParts <= 2);
-  a.end();
-  assert.equal(names(), ['Speak', 'Play', 'Hello']);
-  assert.equal(errors.map((e) => e.details?.reason), ['missing-attachment', 'missing-attachment']);
+test('stall: a consumer that takes nothing for attachmentStallMs (fake clock) loses the stream with CIC_ATTACHMENT_STALLED; the rest is discarded and the downchannel goes on', async () => {
+  const clock = new FakeClock();
+  const t = streamReader('downchannel', { clock }, false);
+  t.push(part(JSON_H, JSON.stringify(HELLO)));
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  t.push(head(binH(SPEAK_CID)));
+  const piece = Buffer.alloc(16 * 1024, 0x33);
+  for (let i = 0; i < 20; i++) t.push(piece);
+  const s = t.attachments[0]!.a.stream;
+  assert.ok(t.reader.heldBytes > 0, 'bytes beyond the high-water mark are held from flow control');
+  assert.ok(t.pushed() - t.consumed() <= 20 * piece.length - ATTACHMENT_HIGH_WATER_BYTES + piece.length);
+  clock.advance(DEFAULT_ATTACHMENT_STALL_MS - 1);
+  assert.not.ok(s.destroyed, 'not a millisecond early');
+  assert.equal(t.problems, []);
+  let streamError: unknown;
+  s.on('error', (e) => (streamError = e));
+  clock.advance(1);
+  assert.ok(s.destroyed);
+  assert.equal(t.problems.map((e) => e.code), ['CIC_ATTACHMENT_STALLED']);
+  assert.equal(t.problems[0]!.details?.contentId, SPEAK_CID);
+  assert.is(t.reader.heldBytes, 0, 'held bytes given back');
+  assert.is(t.consumed(), t.pushed());
+  await tick();
+  assert.ok(streamError instanceof CicError && streamError.code === 'CIC_ATTACHMENT_STALLED', 'the stream ends with the coded error');
+  for (let i = 0; i < 20; i++) {
+    t.push(piece);
+    assert.is(t.consumed(), t.pushed(), 'the rest of the part is discarded and given back at once');
+  }
+  t.push(Buffer.from('\r\n'));
+  t.push(part(JSON_H, JSON.stringify(STOP_CAPTURE)));
+  t.push(head(JSON_H));
+  assert.equal(t.names(), ['Hello', 'Speak', 'StopCapture'], 'later directives keep coming');
+  assert.is(clock.pending, 0, 'no timer left behind');
 });
 
-// ---- whole responses --------------------------------------------------------------------------
+test('stall rule: a slow but steady reader is never cut off, even after the part ended', () => {
+  const clock = new FakeClock();
+  const t = streamReader('event', { clock }, false);
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  t.push(head(binH(SPEAK_CID)));
+  const piece = Buffer.alloc(16 * 1024, 0x44);
+  for (let i = 0; i < 20; i++) t.push(piece);
+  t.push(Buffer.from('\r\n'));
+  t.push(CLOSE);
+  t.reader.end();
+  const s = t.attachments[0]!.a.stream;
+  let got = 0;
+  for (let step = 0; step < 40; step++) {
+    clock.advance(DEFAULT_ATTACHMENT_STALL_MS - 1);
+    const c = s.read(1024) as Buffer | null;
+    got += c?.length ?? 0;
+  }
+  assert.not.ok(s.destroyed);
+  assert.equal(t.problems, []);
+  assert.is(got, 40 * 1024);
+  assert.is(t.consumed(), t.pushed(), 'a complete part holds nothing back from flow control');
+  // Then it stops reading: the stream is destroyed after the stall time.
+  clock.advance(DEFAULT_ATTACHMENT_STALL_MS);
+  clock.advance(DEFAULT_ATTACHMENT_STALL_MS);
+  assert.ok(s.destroyed);
+  assert.equal(t.problems.map((e) => e.code), ['CIC_ATTACHMENT_STALLED']);
+});
 
-test('DirectiveReader: event response body in random pieces → directives with attachments', () => {
+test('abort: an attachment still streaming ends with the body error; the consumer destroying its stream discards the rest', async () => {
+  const t = streamReader('event');
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  t.push(head(binH(SPEAK_CID)));
+  t.push(SPEAK_AUDIO.subarray(0, 500));
+  const err = new CicError('H2_STREAM_RESET', 'reset');
+  t.reader.abort(err);
+  await tick();
+  assert.is(t.attachments[0]!.error, err);
+  assert.is(t.consumed(), t.pushed());
+
+  const u = streamReader('downchannel', {}, false);
+  u.push(part(JSON_H, JSON.stringify(SPEAK)));
+  u.push(head(binH(SPEAK_CID)));
+  for (let i = 0; i < 10; i++) u.push(Buffer.alloc(16 * 1024));
+  u.attachments[0]!.a.stream.destroy();
+  await tick();
+  assert.is(u.reader.heldBytes, 0);
+  u.push(Buffer.alloc(64 * 1024));
+  assert.is(u.consumed(), u.pushed());
+  assert.equal(u.problems, []);
+});
+
+test('downchannel: a cid waits at most maxWaitParts parts for its counterpart, then it is reported', () => {
+  const t = streamReader('downchannel', { maxWaitParts: 3 });
+  t.push(part(JSON_H, JSON.stringify(SPEAK)));
+  t.push(part(JSON_H, JSON.stringify(STOP_CAPTURE)));
+  t.push(part(JSON_H, JSON.stringify(HELLO)));
+  t.push(part(JSON_H, JSON.stringify(HELLO)));
+  assert.equal(t.names(), ['Speak', 'StopCapture', 'Hello'], 'nothing waits for an attachment');
+  assert.equal(t.reasons(), []);
+  t.push(part(binH('orphan'), Buffer.alloc(100)));
+  assert.equal(t.reasons(), [['CIC_BAD_DIRECTIVE', 'missing-attachment']], 'after 3 more parts');
+  for (let i = 0; i < 3; i++) t.push(part(JSON_H, JSON.stringify(HELLO)));
+  assert.equal(t.reasons(), [['CIC_BAD_DIRECTIVE', 'missing-attachment']], 'the orphan still waits for its directive');
+  t.push(Buffer.concat([head(JSON_H), Buffer.from('{')])); // a part starts with its first body byte
+  assert.equal(t.reasons(), [['CIC_BAD_DIRECTIVE', 'missing-attachment'], ['CIC_BAD_DIRECTIVE', 'unreferenced-attachment']]);
+  // A late attachment is still streamed, just without directive ids.
+  assert.is(t.attachments[0]!.a.directiveMessageId, undefined);
+});
+
+test('DirectiveReader: event response bodies in random pieces → directives, then attachments streamed whole', async () => {
   const rnd = seededRandom(44);
   for (const s of SAMPLES.slice(0, 2)) {
     for (let n = 0; n < 50; n++) {
-      const out: AssembledDirective[] = [];
-      const errors: CicError[] = [];
-      const reader = createDirectiveReader(s.contentType, 'event', (d) => out.push(d), (e) => errors.push(e));
-      for (const c of randomSplit(s.body, rnd, 9)) reader.push(c);
-      reader.end();
-      assert.equal(errors, []);
-      const withAudio = out.find((d) => d.attachments.length > 0)!;
+      const t = streamReader('event', { contentType: s.contentType });
+      for (const c of randomSplit(s.body, rnd, 9)) t.push(c);
+      t.reader.end();
+      await tick();
+      assert.equal(t.problems, []);
+      const withAudio = t.directives.find((d) => d.attachments.length > 0)!;
       assert.ok(withAudio, s.name);
-      assert.ok(withAudio.attachments[0]!.body.equals(withAudio.directive.header.name === 'Speak' ? SPEAK_AUDIO : PLAY_AUDIO));
+      const want = withAudio.directive.header.name === 'Speak' ? SPEAK_AUDIO : PLAY_AUDIO;
+      const a = t.attachments.find((x) => x.a.contentId === withAudio.attachments[0]!.contentId)!;
+      assert.ok(a.ended && a.body().equals(want), `${s.name} case ${n}`);
+      assert.is(t.consumed(), t.pushed());
     }
   }
 });
 
-test('DirectiveReader: never-ending downchannel delivers Hello before the body ends; bad content type reported', () => {
-  const out: AssembledDirective[] = [];
-  const errors: CicError[] = [];
-  const reader = new DirectiveReader({ contentType: `multipart/related; boundary="${BOUNDARY}";`, source: 'downchannel', onDirective: (d) => out.push(d), onError: (e) => errors.push(e) });
-  reader.push(writeMultipart(BOUNDARY, [{ headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(HELLO) }], { close: false }));
-  assert.equal(out.map((d) => d.directive.header.name), ['Hello']);
-  reader.push(writeMultipart(BOUNDARY, [{ headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(STOP_CAPTURE) }], { close: false }).subarray(2 + BOUNDARY.length + 2));
-  assert.equal(out.map((d) => d.directive.header.name), ['Hello', 'StopCapture']);
-  assert.equal(errors, []);
+test('DirectiveReader: never-ending downchannel delivers Hello before the body ends; untyped parts sniffed across splits; bad content type reported', () => {
+  const t = streamReader('downchannel');
+  t.push(writeMultipart(BOUNDARY, [{ headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(HELLO) }], { close: false }));
+  assert.equal(t.names(), ['Hello']);
+  t.push(writeMultipart(BOUNDARY, [{ headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(STOP_CAPTURE) }], { close: false }).subarray(2 + BOUNDARY.length + 2));
+  assert.equal(t.names(), ['Hello', 'StopCapture']);
+  // No content type: `{` after whitespace is JSON, even when the whitespace comes alone first.
+  t.push(Buffer.from('Content-ID: <x>\r\n\r\n  \r\n'));
+  t.push(Buffer.from(` ${JSON.stringify(HELLO)}\r\n--${B}`));
+  assert.equal(t.names(), ['Hello', 'StopCapture', 'Hello']);
+  t.push(Buffer.from(`\r\nContent-ID: <raw>\r\n\r\n`));
+  t.push(Buffer.from([0, 1, 2]));
+  assert.equal(t.attachments.map((a) => a.a.contentId), ['raw'], 'untyped, not JSON: an attachment');
+  assert.equal(t.problems, []);
 
   const bad: CicError[] = [];
-  const r = createDirectiveReader('application/json', 'event', () => assert.unreachable(), (e) => bad.push(e));
+  const r = readDirectives({ contentType: 'application/json', source: 'event', onDirective: () => assert.unreachable(), onProblem: (e) => bad.push(e) });
   r.push(Buffer.from('{}'));
   r.end();
   assert.equal(bad.map((e) => e.code), ['CIC_MULTIPART']);
+  assert.throws(() => new DirectiveReader({ contentType: '', source: 'sideways' as 'event', onDirective() {}, onProblem() {} }), isArg);
 });
 
 // ---- dialogs ----------------------------------------------------------------------------------

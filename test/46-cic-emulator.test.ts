@@ -326,6 +326,62 @@ test('Recognize with streamed audio: StopCapture on the downchannel, then Speak 
   });
 });
 
+test("stopCaptureOn: 'event' — 200 and StopCapture on the event's own stream while the audio is still open, then Speak + attachment after the body", async () => {
+  await withEmu({ stopCaptureAfterBytes: 3200, stopCaptureOn: 'event' }, async ({ emu, connect }) => {
+    const conn = await connect();
+    const dc = await openDownchannel(conn);
+    await dc.part(0);
+    const w = new MultipartWriter();
+    const ev = conn.request({ path: '/v1/events', method: 'POST', headers: H(undefined, { 'content-type': w.contentType('form-data') }), body: 'stream' });
+    const parts: ParsedPart[] = [];
+    let parser: MultipartParser | undefined;
+    let partArrived: () => void = () => {};
+    ev.on('response', (head) => {
+      parser = partCollector(boundaryOf(head.headers['content-type'])!, (p) => {
+        parts.push(p);
+        partArrived();
+      });
+    });
+    ev.on('data', (c) => parser?.push(c));
+    ev.write(Buffer.concat([w.open(), w.part(metadataHeaders(), JSON.stringify(eventMeta('SpeechRecognizer', 'Recognize', { dialogRequestId: 'dlg-e', payload: {} }))), w.head(audioHeaders())]));
+    const chunk = Buffer.alloc(640, 0x55);
+    for (let i = 0; i < 5; i++) ev.write(chunk);
+    const head = await guard(ev.response(), 'the early 200');
+    assert.is(head.status, 200);
+    await guard(new Promise<void>((resolve) => (parts.length ? resolve() : (partArrived = resolve))), 'StopCapture on the event stream');
+    assert.equal([header(parts[0]!).name, header(parts[0]!).dialogRequestId], ['StopCapture', 'dlg-e']);
+    assert.is(dc.parts.length, 1, 'nothing on the downchannel');
+    assert.is(ev.settled, false, 'the answer stays open while the audio goes on');
+    ev.write(chunk);
+    ev.write(w.delimiter());
+    ev.end(w.close());
+    await guard(ev.finished(), 'the rest of the answer');
+    assert.equal(parts.map((p) => (contentIdOf(p.headers) ? 'attachment' : header(p).name)), ['StopCapture', 'Speak', 'attachment']);
+    assert.ok(parts[2]!.body.equals(fakeAudio()));
+    const rec = emu.events[0]!;
+    assert.equal([rec.stopCaptureSent, rec.audioBytesAtStopCapture, rec.audioBytes, rec.status], [true, 3200, 3840, 200]);
+  });
+});
+
+test('frame relay: DATA bytes per stream to the client and WINDOW_UPDATE increments from it are counted', async () => {
+  await withEmu({}, async ({ emu, connect }) => {
+    const conn = await connect();
+    const dc = await openDownchannel(conn);
+    await dc.part(0);
+    const big = Buffer.alloc(600 * 1024, 7);
+    emu.pushDirective({ header: { namespace: 'Test', name: 'Big' }, payload: { url: 'cid:big' } }, [{ contentId: 'big', data: big }]);
+    await dc.part(2, 'the big attachment');
+    const relay = [...emu.connections.values()][0]!.relay!;
+    const sid = dc.stream.id;
+    const sent = relay.stats.dataToClient.get(sid)!;
+    assert.ok(sent > big.length, `${sent} DATA bytes on the downchannel`);
+    // The client gave every byte back: the stream and the connection got their windows reopened.
+    await conn.ping(5000);
+    assert.ok(relay.stats.windowUpdatesFromClient.get(sid)! >= sent - 256 * 1024, 'stream window updates');
+    assert.ok(relay.stats.windowUpdatesFromClient.get(0)! >= sent - 1024 * 1024, 'connection window updates');
+  });
+});
+
 test('TextRecognizer.Recognize: 200 with Speak and its attachment, same dialogRequestId', async () => {
   await withEmu({}, async ({ connect }) => {
     const conn = await connect();

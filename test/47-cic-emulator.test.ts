@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CicClient, type CicClientOptions } from '../src/cic/client';
 import { readDirectives } from '../src/cic/directive-reader';
-import type { ReceivedDirective } from '../src/cic/types';
+import type { IncomingAttachment, ReceivedDirective } from '../src/cic/types';
 import type { StateChange } from '../src/cic/state';
 import { Connection } from '../src/h2/connection';
 import { FakeClock } from './support/fake-clock';
@@ -65,6 +65,13 @@ test('Recognize with streamed audio: StopCapture on the downchannel, Speak with 
     t.client.on('directive', (d) => {
       if (d.directive.header.name === 'StopCapture') stop = true;
     });
+    const streamed: Array<{ a: IncomingAttachment; chunks: Buffer[]; ended: boolean }> = [];
+    t.client.on('attachment', (a) => {
+      const s = { a, chunks: [] as Buffer[], ended: false };
+      streamed.push(s);
+      a.stream.on('data', (c: Buffer) => s.chunks.push(c));
+      a.stream.on('end', () => (s.ended = true));
+    });
     async function* microphone() {
       for (let i = 0; i < 100 && !stop; i++) {
         yield Buffer.alloc(3_200, i); // 100 ms of 16 kHz 16-bit mono
@@ -80,9 +87,12 @@ test('Recognize with streamed audio: StopCapture on the downchannel, Speak with 
     const speak = r.directives[0]!;
     assert.is(speak.directive.header.name, 'Speak');
     assert.is(speak.attachments.length, 1);
-    assert.is(speak.attachments[0]!.body.length, fakeAudio().length);
-    assert.ok(speak.attachments[0]!.body.equals(fakeAudio()), 'the attachment arrived whole');
     assert.is(`cid:${speak.attachments[0]!.contentId}`, (speak.directive.payload as { url: string }).url);
+    await until(() => streamed.length === 1 && streamed[0]!.ended, 'the attachment stream to end');
+    const att = streamed[0]!;
+    assert.equal([att.a.contentId, att.a.source, att.a.eventMessageId, att.a.directiveMessageId], [speak.attachments[0]!.contentId, 'event', r.messageId, speak.directive.header.messageId]);
+    assert.is(Buffer.concat(att.chunks).length, fakeAudio().length);
+    assert.ok(Buffer.concat(att.chunks).equals(fakeAudio()), 'the attachment arrived whole');
     const ev = t.emu.events[0]!;
     assert.ok(ev.audioBytes >= 6_400 && ev.audioBytes < 100 * 3_200, `audio bytes ${ev.audioBytes}`);
   } finally {

@@ -8,13 +8,16 @@
 // open (downchannel GET = 1, streamed event POST = 3, fixed POST = 5, GET = 7) and a PING in
 // flight, then the bytes fed in slices whose sizes are derived from the input (sometimes all
 // at once, like one large socket read), draining send() and takeEvents() in between as
-// Connection does. Besides memory errors, every call's result is checked against the
-// contract JavaScript relies on; a violation aborts (a crash to libFuzzer):
+// Connection does, and giving DATA bytes back with consume() — all of them, or (chosen by the
+// input) only some, so windows also close and reopen late, as with a paused attachment reader.
+// Besides memory errors, every call's result is checked against the contract JavaScript relies
+// on; a violation aborts (a crash to libFuzzer):
 //   - no call throws while the session is open; after close() receive() throws ERR_CLOSED;
 //   - events come in slots of four with a known kind;
 //   - a DATA event's [offset, offset + length) lies inside that receive() call's input;
 //   - header lists are flat name/value string pairs;
-//   - stats() never shows an underflowed counter, and pending output stays bounded.
+//   - stats() never shows an underflowed counter, and pending output stays bounded;
+//   - consume() of received bytes, of a closed or unknown stream, or of 0 bytes never throws.
 #include <napi.h>
 
 #include <cstdint>
@@ -134,6 +137,31 @@ struct Harness {
     if (s->elems[2]->number > kMaxPendingOutput + 64 * 1024) Violation("pending output unbounded", static_cast<long long>(s->elems[2]->number));
   }
 
+  // Gives received DATA back (consume), all at once or — `hold` — the downchannel's (stream 1)
+  // only every other call, the rest later: windows then close and reopen out of step.
+  void ConsumeData(Value* events, bool hold) {
+    if (events->kind != Kind::kArray) return;
+    const auto& e = events->elems;
+    for (size_t i = 0; i + 3 < e.size(); i += 4) {
+      const int kind = static_cast<int>(e[i]->number);
+      if (kind != cic::kEventData && kind != cic::kEventDataCopy) continue;
+      const double sid = e[i + 1]->number;
+      const double len = kind == cic::kEventData ? e[i + 3]->number : static_cast<double>(e[i + 2]->Length());
+      if (hold && sid == 1) {
+        held_ += len;
+        continue;
+      }
+      Value* rv = Call("consume", {Num(sid), Num(len)});
+      if (rv->kind != Kind::kNumber) Violation("consume() did not return a number");
+    }
+    if (!hold && held_ > 0) {
+      Call("consume", {Num(1), Num(held_)});
+      held_ = 0;
+    }
+  }
+
+  double held_ = 0;
+
   void Drain() {
     for (int i = 0; i < 64; ++i) {
       Value* out = Call("send", {Num(kSendLimit)});
@@ -205,6 +233,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<uint8_t> chunk(data + off, data + off + n);
     Value* events = h.Call("receive", {fake_napi::ViewBytes(env, chunk.data(), chunk.size())});
     h.CheckEvents(events, chunk.size());
+    h.ConsumeData(events, Next(&rng) % 2 == 0);
     off += n;
     if (++step % 3 == 0) {
       // The event body goes on in between, and ends once: exercises resume_data.
@@ -215,6 +244,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Value* want = h.Call("wantRead", {});
     if (want->kind != Kind::kBoolean) Violation("wantRead() not a boolean");
   }
+  // A stream that is gone, an id never used, nothing at all: still no throw.
+  h.Call("consume", {h.Num(3), h.Num(1)});
+  h.Call("consume", {h.Num(0x7fffffff), h.Num(16)});
+  h.Call("consume", {h.Num(1), h.Num(0)});
   h.CheckStats();
   h.Call("close", {});
   // After close() every entry point that needs the session throws ERR_CLOSED.

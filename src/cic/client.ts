@@ -23,7 +23,7 @@ import { canTransition, type ClientState, type StateChange } from './state';
 import { statusError } from './http-status';
 import { EventSender, type PendingEvent } from './event-sender';
 import { UnauthorizedPolicy } from './unauthorized';
-import type { DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective, TokenSource } from './types';
+import type { DirectiveReaderFactory, EventResult, IncomingAttachment, OutgoingEvent, ReceivedDirective, TokenSource } from './types';
 
 export const DEFAULT_STABLE_AFTER_MS = 60_000; // a connection this old resets the backoff
 export const DEFAULT_HELLO_TIMEOUT_MS = 15_000; // downchannel 200 but no Clova.Hello → retry
@@ -46,6 +46,12 @@ export interface CicClientOptions {
   connectTimeoutMs?: number;
   /** An event exchange that moves no byte for this long fails (CIC_EVENT_FAILED, cause ERR_TIMEOUT). */
   eventTimeoutMs?: number;
+  /**
+   * An 'attachment' consumer that takes no byte of its stream for this long while bytes wait
+   * loses it: the stream is destroyed with CIC_ATTACHMENT_STALLED (also on 'problem') and the
+   * rest of the part is discarded, so the HTTP/2 stream goes on. Default 30 s (on `clock`).
+   */
+  attachmentStallMs?: number;
   helloTimeoutMs?: number;
   stableAfterMs?: number;
   queueSize?: number;
@@ -60,7 +66,17 @@ export interface CicClientOptions {
 
 export interface CicClientEvents {
   state: (change: StateChange) => void;
+  /**
+   * A directive, as soon as its JSON part has arrived: on the downchannel, and on an event's
+   * answer while the exchange goes on (`eventMessageId` names the event).
+   */
   directive: (d: ReceivedDirective) => void;
+  /**
+   * An attachment, announced when its part starts; its bytes follow on `a.stream` with
+   * back-pressure down to HTTP/2 flow control. Without a listener, bytes are counted and
+   * discarded. Read it (or destroy it): one left unread for attachmentStallMs is destroyed.
+   */
+  attachment: (a: IncomingAttachment) => void;
   /** A directive dropped because its dialogRequestId is no longer current. */
   dropped: (d: ReceivedDirective) => void;
   /** A non-fatal coded problem (malformed directive part, System.Exception, repeated 401). */
@@ -147,6 +163,11 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       readDirectives: opts.readDirectives,
       log: this.log,
       onDirective: (d) => this.deliver(d),
+      onAttachment: (a) => this.emit('attachment', a),
+      wantsAttachments: () => this.listenerCount('attachment') > 0,
+      // A consumer that stalled is the application's to know about; a bad part of an answer is logged.
+      onProblem: (err, messageId) => (err.code === 'CIC_ATTACHMENT_STALLED' ? this.problem(err) : this.log.warn('event response part rejected', { code: err.code, messageId })),
+      ...(opts.attachmentStallMs !== undefined ? { attachmentStallMs: opts.attachmentStallMs } : {}),
       clock: this.clock,
       idleTimeoutMs: opts.eventTimeoutMs,
     });
@@ -336,24 +357,36 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
 
     stream.once('response', (head: ResponseHead) => {
       if (head.status !== 200) return; // handled when the stream closes with its body read
-      const reader = this.opts.readDirectives(
-        head.headers['content-type'] ?? '',
-        'downchannel',
-        (d) => {
+      // The downchannel's bytes go back to flow control as its attachments' consumers take them.
+      stream.holdWindow();
+      const reader = this.opts.readDirectives({
+        contentType: head.headers['content-type'] ?? '',
+        source: 'downchannel',
+        onDirective: (d) => {
           if (!hello && d.directive.header.namespace === 'Clova' && d.directive.header.name === 'Hello') {
             hello = true;
             // A Hello on a downchannel that was already superseded changes nothing.
-            if (live.downchannel !== stream || this.state !== 'opening-downchannel') return;
+            if (live.downchannel !== stream || this.state !== 'opening-downchannel') return false;
             this.clock.clearTimeout(this.helloTimer);
             this.onReady(live);
-            return;
+            // Delivered too, after the transition: a consumer of directives (run's stdout, the
+            // device socket) learns from it that the connection is up.
+            return this.live === live && this.deliver(d);
           }
-          this.deliver(d);
+          return this.deliver(d);
         },
-        (err) => this.problem(err),
-      );
+        onAttachment: (a) => this.emit('attachment', a),
+        wantsAttachments: () => this.listenerCount('attachment') > 0,
+        onProblem: (err) => this.problem(err),
+        consume: (n) => stream.consume(n),
+        clock: this.clock,
+        ...(this.opts.attachmentStallMs !== undefined ? { attachmentStallMs: this.opts.attachmentStallMs } : {}),
+      });
       stream.on('data', (chunk) => reader.push(chunk));
       stream.once('end', () => reader.end());
+      stream.once('close', () => {
+        if (stream.error) reader.abort(stream.error);
+      });
     });
     const errorBody: Buffer[] = [];
     stream.on('data', (c) => {
@@ -639,12 +672,13 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
     if (this.state === 'ready' && this.live) for (const e of this.queue.drain()) this.dispatch(e.item);
   }
 
-  private deliver(d: ReceivedDirective): void {
+  /** Passes a directive on unless its dialog is stale; false when it was dropped. */
+  private deliver(d: ReceivedDirective): boolean {
     const id = d.directive.header.dialogRequestId;
     if (id !== undefined && this.currentDialog !== undefined && id !== this.currentDialog) {
       this.log.debug('directive dropped: dialog no longer current', { namespace: d.directive.header.namespace, name: d.directive.header.name });
       this.emit('dropped', d);
-      return;
+      return false;
     }
     const h = d.directive.header;
     if (h.namespace === 'System' && h.name === 'Exception') {
@@ -652,6 +686,7 @@ export class CicClient extends TypedEmitter<CicClientEvents> {
       this.problem(new CicError('CIC_EXCEPTION', `System.Exception ${String(p.code ?? '')}: ${String(p.description ?? '')}`, { details: { code: p.code } }));
     }
     this.emit('directive', d);
+    return true;
   }
 
   private pingUnauthorized(live: Live, rejected: string): void {

@@ -4,6 +4,11 @@
 // In-flight rules: work the server provably did not process (GOAWAY above last-stream-id,
 // REFUSED_STREAM, 412) goes back to the queue; anything else that fails after the request
 // left is reported as CIC_EVENT_FAILED and never resent (the server may have acted on it).
+//
+// The answer streams: each directive is passed on the moment its part is complete, while the
+// upload may still be going (a StopCapture on the event's own stream must stop the microphone
+// before the audio ends), and each attachment as its bytes arrive. EventResult.directives
+// lists the exchange's directives once it is over.
 import { CicError, isCicError } from '../errors';
 import type { Logger } from '../log';
 import type { Connection } from '../h2/connection';
@@ -14,7 +19,7 @@ import { EventBodyWriter } from './multipart-writer';
 import { buildEventMetadata, type ContextEntry } from './message';
 import { exceptionFromBody } from './directive';
 import { statusError } from './http-status';
-import type { AudioChunks, DirectiveReaderFactory, EventResult, OutgoingEvent, ReceivedDirective } from './types';
+import type { AudioChunks, DirectiveReaderFactory, EventResult, IncomingAttachment, OutgoingEvent, ReceivedDirective } from './types';
 
 const MAX_ERROR_BODY = 64 * 1024;
 /**
@@ -52,7 +57,16 @@ export interface EventSenderOptions {
   userAgent: string;
   readDirectives: DirectiveReaderFactory;
   log: Logger;
-  onDirective: (d: ReceivedDirective) => void;
+  /** A directive of an answer, as it arrives; false when it was dropped (stale dialog). */
+  onDirective: (d: ReceivedDirective) => boolean;
+  /** An attachment of an answer, announced when its part starts. */
+  onAttachment?: (a: IncomingAttachment) => void;
+  /** Whether anybody takes attachments (else they are counted and discarded). */
+  wantsAttachments?: () => boolean;
+  /** A consumer that takes nothing of an attachment for this long loses it (CIC_ATTACHMENT_STALLED). */
+  attachmentStallMs?: number;
+  /** A non-fatal problem in an answer (bad part, stalled consumer); default: logged. */
+  onProblem?: (err: CicError, messageId: string) => void;
   now?: () => number;
   /** Runs the idle deadline (an injected clock in tests). */
   clock?: Clock;
@@ -128,16 +142,39 @@ export class EventSender {
     }
 
     const directives: ReceivedDirective[] = [];
-    const problems: CicError[] = [];
     const errorBody: Buffer[] = [];
     let errorBytes = 0;
     const idle = this.idleDeadline(stream);
     stream.once('response', (head) => {
       idle.touch();
       if (head.status === 200) {
-        const reader = this.opts.readDirectives(head.headers['content-type'] ?? '', 'event', (d) => directives.push(d), (err) => problems.push(err));
+        const o = this.opts;
+        // Bytes go back to flow control as the answer's consumers take them; a consumer that
+        // takes bytes is progress too, so the idle deadline does not cut a slow reader off.
+        stream.holdWindow();
+        const reader = o.readDirectives({
+          contentType: head.headers['content-type'] ?? '',
+          source: 'event',
+          eventMessageId: p.messageId,
+          onDirective: (d) => {
+            directives.push(d);
+            return o.onDirective(d);
+          },
+          ...(o.onAttachment ? { onAttachment: o.onAttachment } : {}),
+          ...(o.wantsAttachments ? { wantsAttachments: o.wantsAttachments } : {}),
+          onProblem: (err) => (o.onProblem ? o.onProblem(err, p.messageId) : o.log.warn('event response part rejected', { code: err.code, messageId: p.messageId })),
+          consume: (n) => {
+            idle.touch();
+            stream.consume(n);
+          },
+          ...(o.clock ? { clock: o.clock } : {}),
+          ...(o.attachmentStallMs !== undefined ? { attachmentStallMs: o.attachmentStallMs } : {}),
+        });
         stream.on('data', (c) => (idle.touch(), reader.push(c)));
         stream.once('end', () => reader.end());
+        stream.once('close', () => {
+          if (stream.error) reader.abort(stream.error);
+        });
       } else {
         stream.on('data', (c) => {
           idle.touch();
@@ -166,8 +203,6 @@ export class EventSender {
     const status = stream.head!.status;
     if (status === 200 || status === 204) {
       hooks.accepted();
-      for (const err of problems) this.opts.log.warn('event response part rejected', { code: err.code, messageId: p.messageId });
-      for (const d of directives) this.opts.onDirective(d);
       return p.resolve({ messageId: p.messageId, status, directives });
     }
     if (status === 401) return hooks.unauthorized(p, token);
@@ -181,18 +216,23 @@ export class EventSender {
     const clock = this.opts.clock;
     const ms = this.opts.idleTimeoutMs ?? EVENT_IDLE_TIMEOUT_MS;
     let timer: TimerHandle | undefined;
+    let stopped = false;
     const state = {
       expired: false,
       ms,
       touch: () => {
-        if (!clock || state.expired) return;
+        // Attachment consumers keep reading after the exchange is over: no deadline then.
+        if (!clock || state.expired || stopped) return;
         clock.clearTimeout(timer);
         timer = clock.setTimeout(() => {
           state.expired = true;
           stream.cancel(H2_ERROR.CANCEL);
         }, ms);
       },
-      stop: () => clock?.clearTimeout(timer),
+      stop: () => {
+        stopped = true;
+        clock?.clearTimeout(timer);
+      },
     };
     state.touch();
     return state;

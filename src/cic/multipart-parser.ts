@@ -1,12 +1,14 @@
 // Push-based streaming multipart parser (RFC 2046 §5.1) for CIC responses.
 //
-// The downchannel is a multipart body that never ends: each part must be dispatched as soon
-// as the delimiter after it arrives, so nothing here waits for the closing `--boundary--`.
-// A part is complete the moment `LF--boundary` has been seen in full (RFC 2046: "it is
-// sufficient that the boundary appear in its entirety following the CRLF"); the rest of the
-// delimiter line (transport padding, CRLF, or `--` for the close delimiter) is read after
-// the part has been dispatched, so a server that pauses right after the boundary does not
-// delay the directive.
+// The downchannel is a multipart body that never ends, and an attachment part may be as long
+// as an answer's audio: nothing here waits for the closing `--boundary--`, and nothing holds
+// a part's body. A part is announced when its header block is complete (onPartStart), its body
+// follows in pieces as bytes arrive (onPartData), and it is complete the moment `LF--boundary`
+// has been seen in full (onPartEnd; RFC 2046: "it is sufficient that the boundary appear in
+// its entirety following the CRLF"). The rest of the delimiter line (transport padding, CRLF,
+// or `--` for the close delimiter) is read after the part ended, so a server that pauses right
+// after the boundary does not delay the part. Collecting a part whole, with a size limit, is
+// part-buffer.ts's job.
 //
 // Scanning. The only search is `chunk.indexOf(needle)` with needle = `\n--boundary`, once
 // over each pushed chunk from the current position. A delimiter split across pushes is
@@ -19,24 +21,23 @@
 // Line endings. Delimiters are found by `\n--boundary`; a CR right before the LF belongs to
 // the delimiter, so CRLF and (leniently) bare-LF bodies both parse. Consequence: a body that
 // really ends in CR followed by an LF-only delimiter loses that CR (ambiguous input; CRLF
-// senders are unaffected).
+// senders are unaffected). Body bytes that could be the start of a delimiter are held back
+// until the next push decides (at most boundary.length+4 bytes).
 //
-// Memory. The parser holds at most maxPartBytes of body + maxHeaderBytes of header block +
-// boundary.length+4 bytes of a partial delimiter. Too-large parts are reported and skipped
-// (discarded until the next delimiter); the body keeps parsing.
+// Memory. The parser holds at most maxHeaderBytes of header block + boundary.length+4 bytes
+// of a partial delimiter, whatever the parts' sizes. Too-large header blocks and malformed
+// parts are reported and skipped (discarded until the next delimiter); the body keeps parsing.
 //
-// Zero copy. Part bodies are subarrays of the pushed chunks: a part that arrived inside one
-// chunk is delivered as a view of that chunk, a part spread over several chunks is copied
-// once (Buffer.concat) when it completes. Retention hazard: a view keeps its whole chunk
-// alive (here, the socket read buffer the HTTP/2 layer handed out); a consumer that keeps a
-// small body for a long time should copy it (Buffer.from(part.body)).
+// Zero copy. onPartData gets subarrays of the pushed chunks. Retention hazard: a view keeps
+// its whole chunk alive (here, the DATA payload the HTTP/2 layer handed out); a consumer that
+// keeps a small piece for a long time should copy it.
 import { CicError, toCicError } from '../errors';
 import { checkBoundary, parseHeaderParams } from './content-type';
 
-export interface MultipartPart {
+/** A part's header block, as announced by onPartStart. */
+export interface PartHead {
   /** Header names lower-cased; repeated headers joined with ", ". */
   headers: Record<string, string>;
-  body: Buffer;
   /** Content-ID without the surrounding `<>`. */
   contentId?: string;
   contentType?: string;
@@ -44,22 +45,31 @@ export interface MultipartPart {
   name?: string;
 }
 
+/** A whole part (part-buffer.ts collects one). */
+export interface MultipartPart extends PartHead {
+  body: Buffer;
+}
+
+/** The callbacks run synchronously inside push() and end(), and must not call either. */
 export interface MultipartParserOptions {
   boundary: string;
-  /** Largest part body kept (bytes); larger parts are reported (CIC_PART_TOO_LARGE) and skipped. */
-  maxPartBytes?: number;
   /** Largest header block of a part (bytes, line ends included); larger → CIC_PART_TOO_LARGE, part skipped. */
   maxHeaderBytes?: number;
-  /** Parts dispatched per body before the parser gives up (CIC_MULTIPART). Unlimited when unset (downchannel). */
+  /** Parts started per body before the parser gives up (CIC_MULTIPART). Unlimited when unset (downchannel). */
   maxParts?: number;
-  /** Called synchronously from push() for every complete part. Must not call push()/end(). */
-  onPart(part: MultipartPart): void;
+  /** A part's header block is complete; its body follows. */
+  onPartStart(head: PartHead): void;
+  /** The next piece of the current part's body (never empty; a view of a pushed chunk). */
+  onPartData(chunk: Buffer): void;
+  /**
+   * The current part is over: complete, or — with `error` — cut short because the body ended
+   * inside it (the same error also goes to onError).
+   */
+  onPartEnd(error?: CicError): void;
   /** Called for each problem; the parser keeps going unless the problem ends the body. */
   onError(err: CicError): void;
 }
 
-/** 2 MiB: a TTS attachment is a few hundred KB (32 kbit/s MP3 ≈ 240 KB per minute). */
-export const DEFAULT_MAX_PART_BYTES = 2 * 1024 * 1024;
 /** 8 KiB: CIC part headers are three or four short lines. */
 export const DEFAULT_MAX_HEADER_BYTES = 8 * 1024;
 
@@ -88,10 +98,11 @@ function positiveInt(v: unknown, dflt: number, what: string): number {
 export class MultipartParser {
   readonly boundary: string;
   private readonly needle: Buffer; // `\n--boundary`
-  private readonly maxPartBytes: number;
   private readonly maxHeaderBytes: number;
   private readonly maxParts: number;
-  private readonly onPart: (part: MultipartPart) => void;
+  private readonly onPartStart: (head: PartHead) => void;
+  private readonly onPartData: (chunk: Buffer) => void;
+  private readonly onPartEnd: (error?: CicError) => void;
   private readonly onError: (err: CicError) => void;
 
   private state = PREAMBLE;
@@ -114,31 +125,31 @@ export class MultipartParser {
   private lineCarryLen = 0;
   private headers: Record<string, string> = {};
   private lastHeader: string | undefined;
-  // Body.
-  private chunks: Buffer[] = [];
-  private bodyLen = 0;
-  /** The current part is being discarded (too large or malformed) until the next delimiter. */
+  /** A part has been announced and not yet ended. */
+  private open = false;
+  /** The current part is being discarded (malformed) until the next delimiter. */
   private skipping = false;
 
   constructor(opts: MultipartParserOptions) {
-    if (!opts || typeof opts.onPart !== 'function' || typeof opts.onError !== 'function') {
-      throw new CicError('ERR_INVALID_ARGUMENT', 'MultipartParser needs onPart and onError callbacks');
+    if (!opts || typeof opts.onPartStart !== 'function' || typeof opts.onPartData !== 'function' || typeof opts.onPartEnd !== 'function' || typeof opts.onError !== 'function') {
+      throw new CicError('ERR_INVALID_ARGUMENT', 'MultipartParser needs onPartStart, onPartData, onPartEnd and onError callbacks');
     }
     const why = checkBoundary(opts.boundary);
     if (why) throw new CicError('ERR_INVALID_ARGUMENT', `bad multipart boundary: ${why}`);
     this.boundary = opts.boundary;
     this.needle = Buffer.from(`\n--${opts.boundary}`, 'latin1');
-    this.maxPartBytes = positiveInt(opts.maxPartBytes, DEFAULT_MAX_PART_BYTES, 'maxPartBytes');
     this.maxHeaderBytes = positiveInt(opts.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 'maxHeaderBytes');
     this.maxParts = positiveInt(opts.maxParts, Number.MAX_SAFE_INTEGER, 'maxParts');
-    this.onPart = opts.onPart;
+    this.onPartStart = opts.onPartStart;
+    this.onPartData = opts.onPartData;
+    this.onPartEnd = opts.onPartEnd;
     this.onError = opts.onError;
   }
 
-  /** Bytes the parser currently holds (body + header block + partial delimiter). */
+  /** Bytes the parser currently holds (header block + partial delimiter). */
   get bufferedBytes(): number {
     // headBytes already counts the carried partial header line (lineCarryLen is a part of it).
-    return this.bodyLen + this.headBytes + this.pendK + (this.pendCR ? 1 : 0);
+    return this.headBytes + this.pendK + (this.pendCR ? 1 : 0);
   }
 
   /** Body bytes pushed so far. */
@@ -146,7 +157,7 @@ export class MultipartParser {
     return this.seen;
   }
 
-  /** Parts dispatched so far. */
+  /** Parts started so far. */
   get partCount(): number {
     return this.parts;
   }
@@ -197,12 +208,15 @@ export class MultipartParser {
     if (st === DONE || st === FAILED) return this.release();
     this.state = FAILED;
     const emptyBody = st === PREAMBLE && this.seen === 0;
+    const wasOpen = this.open;
     this.release();
     if (emptyBody) return; // no bytes at all: simply no parts
     const where = st === PREAMBLE ? 'before the first delimiter' : st === BODY || st === HEADERS ? 'inside a part' : 'on a delimiter line';
-    this.report(new CicError('CIC_MULTIPART', `multipart body ended ${where} (no closing delimiter)`, {
+    const err = new CicError('CIC_MULTIPART', `multipart body ended ${where} (no closing delimiter)`, {
       details: { reason: 'truncated', parts: this.parts },
-    }));
+    });
+    if (wasOpen) this.call(this.onPartEnd, err, 'onPartEnd');
+    this.report(err);
   }
 
   // ---- scanning ----------------------------------------------------------------------------
@@ -356,6 +370,8 @@ export class MultipartParser {
     if (line.length > 0 && line[line.length - 1] === CR) line = line.subarray(0, line.length - 1);
     if (line.length === 0) {
       this.state = BODY; // blank line: the body follows
+      this.startPart();
+      if (this.state >= DONE) return end; // maxParts reached
     } else if (!this.headerLine(line)) {
       this.malformed('bad part header line');
       return end;
@@ -386,16 +402,8 @@ export class MultipartParser {
   }
 
   private bodyBytes(buf: Buffer, start: number, end: number): void {
-    if (this.skipping) return;
-    const n = end - start;
-    if (this.bodyLen + n > this.maxPartBytes) {
-      this.skip(new CicError('CIC_PART_TOO_LARGE', `part body exceeds ${this.maxPartBytes} bytes`, {
-        details: { limit: this.maxPartBytes, what: 'body', contentId: stripAngles(this.headers['content-id']) },
-      }));
-      return;
-    }
-    this.chunks.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end));
-    this.bodyLen += n;
+    if (this.skipping || !this.open) return;
+    this.call(this.onPartData, start === 0 && end === buf.length ? buf : buf.subarray(start, end), 'onPartData');
   }
 
   // ---- part boundaries -----------------------------------------------------------------------
@@ -408,17 +416,20 @@ export class MultipartParser {
       if (this.lineBad || this.lineDashes > 0) this.malformed('junk after the boundary on a delimiter line');
     } else if (st === HEADERS && !this.skipping) {
       if (this.lineCarryLen > 0) this.malformed('part headers not followed by a blank line');
-      else if (this.headerCount > 0) this.dispatch(); // headers and no body
+      else if (this.headerCount > 0) this.startPart(); // headers and no body
       // else: no headers, no body: an empty part, ignored
-    } else if (st === BODY && !this.skipping) {
-      this.dispatch();
     }
-    if (this.state >= DONE) return; // maxParts reached inside dispatch
+    if (this.open) {
+      this.open = false;
+      this.call(this.onPartEnd, undefined, 'onPartEnd');
+    }
+    if (this.state >= DONE) return; // maxParts reached
     this.resetPart();
     this.state = DELIM_LINE;
   }
 
-  private dispatch(): void {
+  /** The header block is complete: announce the part. */
+  private startPart(): void {
     if (++this.parts > this.maxParts) {
       this.state = FAILED;
       this.release();
@@ -428,24 +439,28 @@ export class MultipartParser {
       return;
     }
     const headers = this.headers;
-    const chunks = this.chunks;
-    const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.bodyLen);
-    const part: MultipartPart = { headers, body };
+    const head: PartHead = { headers };
     const cid = stripAngles(headers['content-id']);
-    if (cid !== undefined) part.contentId = cid;
+    if (cid !== undefined) head.contentId = cid;
     const type = headers['content-type'];
-    if (type !== undefined) part.contentType = type;
+    if (type !== undefined) head.contentType = type;
     const disposition = headers['content-disposition'];
     if (disposition !== undefined) {
       const semi = disposition.indexOf(';');
       const name = semi < 0 ? undefined : parseHeaderParams(disposition, semi + 1)?.find(([k]) => k === 'name')?.[1];
-      if (name !== undefined) part.name = name;
+      if (name !== undefined) head.name = name;
     }
-    this.resetPart(); // before the callback: a throwing callback leaves a consistent parser
+    this.headBytes = 0; // the header block is parsed: nothing of it is held any more
+    this.open = true;
+    this.call(this.onPartStart, head, 'onPartStart');
+  }
+
+  /** Runs a callback; one that throws is reported (ERR_INTERNAL) and parsing goes on. */
+  private call<T>(fn: (arg: T) => void, arg: T, what: string): void {
     try {
-      this.onPart(part);
+      fn(arg);
     } catch (e) {
-      this.report(toCicError(e, 'ERR_INTERNAL', 'a multipart onPart callback threw'));
+      this.report(toCicError(e, 'ERR_INTERNAL', `a multipart ${what} callback threw`));
     }
   }
 
@@ -459,8 +474,6 @@ export class MultipartParser {
     this.lineCarryLen = 0;
     this.headers = {};
     this.lastHeader = undefined;
-    this.chunks = [];
-    this.bodyLen = 0;
     this.skipping = false;
   }
 
@@ -479,6 +492,7 @@ export class MultipartParser {
   private release(): void {
     this.resetPart();
     this.clearPending();
+    this.open = false;
   }
 
   private report(err: CicError): void {

@@ -1,15 +1,25 @@
 // Shapes the CIC client exchanges with its callers.
 import type { CicError } from '../errors';
+import type { Clock } from '../util/clock';
 import type { Directive } from './message';
-import type { Attachment } from './directive';
+import type { AttachmentRef } from './cid-links';
 
 export type { DirectiveHeader } from './message';
-export type { Attachment } from './directive';
 export type DirectiveMessage = Directive;
 
-/** A directive as delivered to the application, with the attachments its payload references. */
+/**
+ * An attachment a directive's payload references (`cid:`): metadata only. Its bytes stream
+ * separately, as the IncomingAttachment with the same contentId (CicClient's 'attachment').
+ */
+export type Attachment = AttachmentRef;
+
+/**
+ * A directive as delivered to the application, as soon as its JSON part has arrived (its
+ * attachments may still be streaming).
+ */
 export interface ReceivedDirective {
   directive: DirectiveMessage;
+  /** The attachments its payload references, each once, in payload order (metadata only). */
   attachments: Attachment[];
   source: 'downchannel' | 'event';
   /** The event whose response stream carried it (source 'event'). */
@@ -71,15 +81,43 @@ export interface TokenSource {
   peekAccessToken?(): string | undefined;
 }
 
-/** Reads one multipart response body into directives (see directive-reader.ts). */
-export interface DirectiveReaderLike {
-  push(chunk: Buffer): void;
-  end(): void;
+/** What a reader of one multipart response body is told (see directive-reader.ts). */
+export interface DirectiveReaderInit {
+  /** The response's content-type header. */
+  contentType: string;
+  source: 'downchannel' | 'event';
+  /** The event whose response this is (source 'event'). */
+  eventMessageId?: string;
+  /**
+   * A directive, as soon as its JSON part is complete. Returning false means it was dropped
+   * (a stale dialog): the attachments it references are then discarded, not announced.
+   */
+  onDirective(d: ReceivedDirective): boolean | void;
+  /** An attachment part started; its bytes follow on `a.stream`. */
+  onAttachment?(a: IncomingAttachment): void;
+  /** Whether anybody takes attachments now; when not, their bytes are counted and discarded. */
+  wantsAttachments?(): boolean;
+  /** A non-fatal coded problem (malformed part, System.Exception, stalled attachment consumer). */
+  onProblem(err: CicError): void;
+  /**
+   * Gives body bytes back to HTTP/2 flow control (ClientStream.consume after holdWindow()).
+   * The reader calls it for every byte pushed: at once, or — attachment bytes a consumer has
+   * not taken yet — when it takes them, drops them or stalls.
+   */
+  consume?(bytes: number): void;
+  /** Runs the attachment stall deadline (default: the system clock). */
+  clock?: Clock;
+  /** A consumer that takes nothing for this long loses its attachment stream (CIC_ATTACHMENT_STALLED). */
+  attachmentStallMs?: number;
 }
 
-export type DirectiveReaderFactory = (
-  contentType: string,
-  source: 'downchannel' | 'event',
-  onDirective: (d: ReceivedDirective) => void,
-  onProblem: (err: CicError) => void,
-) => DirectiveReaderLike;
+/** Reads one multipart response body into directives and attachment streams. */
+export interface DirectiveReaderLike {
+  push(chunk: Buffer): void;
+  /** The body ended. */
+  end(): void;
+  /** The body failed (stream reset, connection lost): an attachment still streaming ends with `err`. */
+  abort(err: CicError): void;
+}
+
+export type DirectiveReaderFactory = (init: DirectiveReaderInit) => DirectiveReaderLike;

@@ -1,17 +1,26 @@
 // The `run` command's line protocol (a contract):
-//   stdout: {"directive": {...}, "attachments"?: [{"contentId", "bytes"}]} per directive,
+//   stdout: {"directive": {...}, "attachments"?: [{"contentId", "bytes"}]} per directive received,
+//           once its attachments have streamed in (directive-lines.ts), in arrival order,
+//           Clova.Hello included (so a reader knows the connection is up),
+//           {"state": {"state", "loggedIn", …}} on every change of state (the device socket's
+//           `state` fields: connecting, ready, reconnecting, waiting-for-login, closing),
 //           {"eventSent": {"messageId","namespace","name","status"}} or
 //           {"eventFailed": {"messageId","namespace","name","code"}} per event.
-//   stdin:  {"namespace","name","payload","context"?,"dialogRequestId"?,"audioFile"?} per event.
+//   stdin:  {"namespace","name","payload","context"?,"dialogRequestId"?,"audioFile"?} per event;
+//           audioFile: a regular file (replayable) or a FIFO (live, read as it fills).
 // A malformed stdin line gets a JSON error line on stderr and the runtime keeps going.
-import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { CicError, isCicError } from '../errors';
 import { jsonErrorOffset } from '../util/json-position';
 import type { Logger } from '../log';
-import type { CicClient } from '../cic/client';
-import type { OutgoingEvent, ReceivedDirective } from '../cic/types';
+import type { OutgoingEvent } from '../cic/types';
+import { audioFileSource } from './audio-source';
+import { DirectiveLines } from './directive-lines';
+import type { RuntimePort } from '../service/port';
+import type { RuntimeStatus } from '../service/status';
+
+export { directiveLine } from './directive-lines';
 
 const MAX_LINE_BYTES = 256 * 1024; // a longer stdin line is refused, not buffered forever
 
@@ -57,14 +66,13 @@ export function parseEventLine(line: string): EventLine {
   };
 }
 
-export function directiveLine(d: ReceivedDirective): string {
-  const out: Record<string, unknown> = { directive: d.directive };
-  if (d.attachments.length) out.attachments = d.attachments.map((a) => ({ contentId: a.contentId, bytes: a.body.length }));
-  return JSON.stringify(out) + '\n';
+export function stateLine(status: RuntimeStatus): string {
+  return JSON.stringify({ state: status }) + '\n';
 }
 
 export interface RunIoOptions {
-  client: CicClient;
+  /** The runtime (the supervisor): directives and state changes out, events in. */
+  runtime: Pick<RuntimePort, 'listen' | 'sendEvent'>;
   stdin: Readable;
   stdout: Writable;
   stderr: Writable;
@@ -72,9 +80,14 @@ export interface RunIoOptions {
 }
 
 /** Wires stdin/stdout to the client; returns a function that stops reading stdin. */
-export function attachRunIo({ client, stdin, stdout, stderr, log }: RunIoOptions): { close(): void; pending(): number } {
+export function attachRunIo({ runtime, stdin, stdout, stderr, log }: RunIoOptions): { close(): void; pending(): number } {
   let inFlight = 0;
-  client.on('directive', (d) => stdout.write(directiveLine(d)));
+  const lines = new DirectiveLines((line) => stdout.write(line));
+  const unlisten = runtime.listen({
+    directive: (d) => lines.directive(d),
+    attachment: (a) => lines.attachment(a),
+    state: (status) => stdout.write(stateLine(status)),
+  });
   const rl = createInterface({ input: stdin, crlfDelay: Infinity });
   rl.on('line', (raw) => {
     const line = raw.trim();
@@ -88,26 +101,19 @@ export function attachRunIo({ client, stdin, stdout, stderr, log }: RunIoOptions
       stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'malformed stdin line ignored', code: err.code, error: err.message }) + '\n');
       return;
     }
+    const outgoing: OutgoingEvent = { namespace: ev.namespace, name: ev.name, payload: ev.payload, context: ev.context, dialogRequestId: ev.dialogRequestId };
     if (ev.audioFile) {
-      let ok = false;
       try {
-        ok = statSync(ev.audioFile).isFile();
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'event refused', code: 'USAGE', error: `audioFile is not a readable file: ${ev.audioFile}` }) + '\n');
+        outgoing.audio = audioFileSource(ev.audioFile);
+      } catch (e) {
+        const err = isCicError(e) ? e : new CicError('USAGE', String(e));
+        stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'event refused', code: err.code, error: err.message }) + '\n');
         return;
       }
     }
-    const outgoing: OutgoingEvent = { namespace: ev.namespace, name: ev.name, payload: ev.payload, context: ev.context, dialogRequestId: ev.dialogRequestId };
-    // A function, so that the file is read again if CIC refuses the token (401) and the
-    // event is sent once more. 6,400 bytes: ~200 ms of 16 kHz 16-bit mono.
-    const audioFile = ev.audioFile;
-    if (audioFile) outgoing.audio = () => createReadStream(audioFile, { highWaterMark: 6400 });
-    let sending: ReturnType<CicClient['sendEvent']>;
+    let sending: ReturnType<RuntimePort['sendEvent']>;
     try {
-      sending = client.sendEvent(outgoing);
+      sending = runtime.sendEvent(outgoing);
     } catch (e) {
       const err = isCicError(e) ? e : new CicError('USAGE', String(e));
       stderr.write(JSON.stringify({ t: new Date().toISOString(), level: 'error', msg: 'event refused', code: err.code, error: err.message }) + '\n');
@@ -115,14 +121,26 @@ export function attachRunIo({ client, stdin, stdout, stderr, log }: RunIoOptions
     }
     inFlight++;
     const base = { messageId: sending.messageId, namespace: ev.namespace, name: ev.name };
+    // The event's directive lines (their attachments still streaming in) go out before its result line.
     sending.then(
-      (r) => stdout.write(JSON.stringify({ eventSent: { ...base, status: r.status } }) + '\n'),
-      (e: unknown) => {
+      async (r) => {
+        await lines.eventSettled(base.messageId);
+        stdout.write(JSON.stringify({ eventSent: { ...base, status: r.status } }) + '\n');
+      },
+      async (e: unknown) => {
+        await lines.eventSettled(base.messageId);
         const code = isCicError(e) ? e.code : 'ERR_INTERNAL';
         log.warn('event failed', { ...base, code, error: e });
         stdout.write(JSON.stringify({ eventFailed: { ...base, code } }) + '\n');
       },
     ).finally(() => inFlight--);
   });
-  return { close: () => rl.close(), pending: () => inFlight };
+  return {
+    close: () => {
+      rl.close();
+      unlisten();
+      lines.flush();
+    },
+    pending: () => inFlight,
+  };
 }

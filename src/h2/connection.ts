@@ -2,6 +2,15 @@
 // pumps bytes between it and the native Session, and turns session events into stream
 // settlements. No policy about retries or liveness lives here: ping() measures and enforces
 // its own deadline; deciding that a connection is dead is the caller's job.
+//
+// Inbound flow control is explicit (the session sends no WINDOW_UPDATE by itself): every DATA
+// byte is given back through consumeStream(), at once for an ordinary stream, as its reader
+// takes it for a stream in holdWindow() mode. The connection window is several stream windows
+// (DEFAULT_CONNECTION_WINDOW): one stream whose reader stopped holds at most one stream window
+// of it, so the downchannel and the other streams keep flowing. Hazard: as many paused streams
+// as the ratio would shut the connection window for every stream; their readers must give the
+// bytes back or drop them in bounded time (the CIC client's attachment stall timeout does).
+
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { TypedEmitter } from 'tiny-typed-emitter';
@@ -20,6 +29,10 @@ export const DEFAULT_STREAM_HIGH_WATER = 64 * 1024; // write() returns false abo
 const SEND_CHUNK = 64 * 1024; // bytes drained from nghttp2 per socket write
 const CLOSE_GRACE_MS = 2_000; // after close(), wait this long for our GOAWAY to flush
 const READ_BUFFER_BYTES = 32 * 1024; // one reused socket read buffer per connection
+/** Bytes a peer may send on one stream before its reader consumes any (SETTINGS_INITIAL_WINDOW_SIZE). */
+export const DEFAULT_STREAM_WINDOW = 256 * 1024;
+/** The connection window: four paused streams fit before every stream waits (see the head of this file). */
+export const DEFAULT_CONNECTION_WINDOW = 4 * DEFAULT_STREAM_WINDOW;
 
 export interface ConnectOptions {
   host: string;
@@ -155,7 +168,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
     this.maxSocketBuffer = options.maxSocketBuffer ?? DEFAULT_MAX_SOCKET_BUFFER;
     this.streamHighWater = options.streamHighWater ?? DEFAULT_STREAM_HIGH_WATER;
     this.onReady = onReady;
-    this.session = new binding.Session(options.limits);
+    this.session = new binding.Session({ initialWindowSize: DEFAULT_STREAM_WINDOW, connectionWindowSize: DEFAULT_CONNECTION_WINDOW, ...options.limits });
 
     const target = `${hostPart}:${port}`;
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -310,6 +323,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
     this.scheduleFlush();
   }
 
+  /** @internal StreamOwner */
+  consumeStream(stream: ClientStream, bytes: number): void {
+    this.consumeData(stream.id, bytes);
+  }
+
+  private consumeData(sid: number, bytes: number): void {
+    if (!this.session || sid === 0 || bytes <= 0) return;
+    // Negative only when the session is already failing; that surfaces through its events.
+    if (this.session.consume(sid, bytes) === 0) this.scheduleFlush();
+  }
+
   // ---- PING -----------------------------------------------------------------------------
 
   /**
@@ -421,17 +445,24 @@ export class Connection extends TypedEmitter<ConnectionEvents> implements Stream
           break;
         case EV.DATA: {
           const off = ev[i + 2] as number;
+          const len = ev[i + 3] as number;
           const stream = this.streams.get(sid);
-          if (!input || !stream) break;
-          const view = input.subarray(off, off + (ev[i + 3] as number));
+          if (!input || !stream) {
+            this.consumeData(sid, len); // nobody reads it, but it used the connection window
+            break;
+          }
+          const view = input.subarray(off, off + len);
           // The reused read buffer is overwritten by the next read: hand out a copy. A buffer
           // from a 'data' event is ours to keep: hand out a view (it keeps that buffer alive).
           stream.onData(this.inputReused ? Buffer.from(view) : view);
           break;
         }
-        case EV.DATA_COPY:
-          this.streams.get(sid)?.onData(ev[i + 2] as Buffer);
+        case EV.DATA_COPY: {
+          const stream = this.streams.get(sid);
+          if (stream) stream.onData(ev[i + 2] as Buffer);
+          else this.consumeData(sid, ev[i + 3] as number);
           break;
+        }
         case EV.END_STREAM:
           this.streams.get(sid)?.succeed();
           break;

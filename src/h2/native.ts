@@ -37,6 +37,12 @@ export interface NativeSession {
   /** Submits a request; returns the stream id or a negative nghttp2 error code. */
   request(headers: string[], mode: BodyMode, body?: Uint8Array): number;
   write(streamId: number, chunk: Uint8Array | null, end: boolean): number;
+  /**
+   * `bytes` received DATA bytes of the stream were taken by their reader: nghttp2 may reopen
+   * the stream and connection windows. Windows never reopen otherwise (no automatic
+   * WINDOW_UPDATE). Returns 0 or a negative nghttp2 error code.
+   */
+  consume(streamId: number, bytes: number): number;
   ping(hi: number, lo: number): number;
   rstStream(streamId: number, errorCode: number): number;
   goaway(errorCode: number, terminate?: boolean): number;

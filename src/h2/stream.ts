@@ -4,6 +4,13 @@
 // Settlement contract: every stream ends exactly once, with 'end' (response complete) or
 // 'error' (a CicError), followed by 'close'. Promises are created only when asked for, so a
 // caller that uses events never meets an unhandled rejection.
+//
+// Inbound flow control: by default every received byte is given back to HTTP/2 flow control
+// right after its 'data' event. A reader that hands bytes on to a slower consumer calls
+// holdWindow() and then consume(n) as its consumer takes them; the peer stops sending once a
+// stream window's worth is held. Hazard: held bytes also count against the connection's
+// window, shared by every stream (the downchannel too), so a reader must give them back or
+// drop them in bounded time. Bytes still held when the stream fails are given back then.
 import { TypedEmitter } from 'tiny-typed-emitter';
 import { CicError } from '../errors';
 
@@ -28,6 +35,8 @@ export interface StreamEvents {
 export interface StreamOwner {
   writeBody(stream: ClientStream, chunk: Uint8Array | null, end: boolean): boolean;
   cancelStream(stream: ClientStream, code: number): void;
+  /** `bytes` received DATA bytes of `stream` were taken: reopen the HTTP/2 windows by as much. */
+  consumeStream(stream: ClientStream, bytes: number): void;
 }
 
 export interface CollectedResponse extends ResponseHead {
@@ -54,6 +63,8 @@ export class ClientStream extends TypedEmitter<StreamEvents> {
   private readonly owner: StreamOwner;
   private readonly streamed: boolean;
   private ended = false;
+  private manual = false;
+  private unconsumed = 0;
 
   constructor(owner: StreamOwner, streamed: boolean) {
     super();
@@ -80,6 +91,28 @@ export class ClientStream extends TypedEmitter<StreamEvents> {
   /** Resets the stream (CANCEL); it settles with H2_STREAM_RESET. */
   cancel(code = 0x8): void {
     if (!this.settled) this.owner.cancelStream(this, code);
+  }
+
+  /**
+   * Manual inbound flow control: from now on received bytes reopen the stream's window only
+   * when given back with consume(). Call it before the first 'data' event you handle (in the
+   * 'response' listener, for instance).
+   */
+  holdWindow(): void {
+    this.manual = true;
+  }
+
+  /** Gives `bytes` received bytes back to flow control (manual mode); more than are held is clamped. */
+  consume(bytes: number): void {
+    const n = Math.min(bytes, this.unconsumed);
+    if (!(n > 0)) return;
+    this.unconsumed -= n;
+    this.owner.consumeStream(this, n);
+  }
+
+  /** Received bytes not yet given back to flow control. */
+  get heldBytes(): number {
+    return this.unconsumed;
   }
 
   /** Resolves with status and headers; rejects if the stream fails first. */
@@ -138,9 +171,14 @@ export class ClientStream extends TypedEmitter<StreamEvents> {
 
   /** @internal */
   onData(chunk: Buffer): void {
-    if (this.settled) return;
+    this.unconsumed += chunk.length;
+    if (this.settled) {
+      this.consume(chunk.length);
+      return;
+    }
     this.bytesIn += chunk.length;
     this.emit('data', chunk);
+    if (!this.manual) this.consume(chunk.length);
   }
 
   /** @internal Response complete (END_STREAM from the peer). */
@@ -160,6 +198,8 @@ export class ClientStream extends TypedEmitter<StreamEvents> {
     if (this.settled) return;
     this.settled = true;
     this.error = err;
+    // No reader will take what is still held: give it back, or the connection window stays short.
+    this.consume(this.unconsumed);
     // An 'error' emit without a listener would throw: callers may rely on promises instead.
     if (this.listenerCount('error') > 0) this.emit('error', err);
     this.emit('close');

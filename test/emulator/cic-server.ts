@@ -47,6 +47,12 @@ export interface CicEmulatorOptions {
   downchannelWindowMs?: number;
   /** SpeechRecognizer.Recognize: StopCapture goes out once this many audio bytes arrived. */
   stopCaptureAfterBytes?: number;
+  /**
+   * Where that StopCapture goes: on the downchannel (default, as PROTOCOL.md describes CIC),
+   * or first on the event's own response stream (200 answered while the upload goes on, the
+   * rest of the answer following once the body ended), as AVS does.
+   */
+  stopCaptureOn?: 'downchannel' | 'event';
   /** How a downchannel is closed when a newer one replaces it: END_STREAM (default) or RST_STREAM. */
   replacedDownchannel?: 'end' | 'rst';
   /** Clock for the 429 window (ms); default Date.now. */
@@ -88,8 +94,10 @@ export interface EventRecord {
   /** Audio part bytes received so far (final once bodyComplete). */
   audioBytes: number;
   bodyComplete: boolean;
-  /** SpeechRecognizer.StopCapture went out on the downchannel for this event. */
+  /** SpeechRecognizer.StopCapture went out (on the downchannel or the event's stream) for this event. */
   stopCaptureSent: boolean;
+  /** Audio bytes received when the StopCapture went out. */
+  audioBytesAtStopCapture: number | undefined;
   /** Status the event was answered with (undefined while unanswered or held). */
   status: number | undefined;
   connectionId: number;
@@ -128,6 +136,12 @@ export interface EventContext {
   readonly audioOpen: boolean;
   /** Sends a directive (and attachments) on the current downchannel; false if there is none. */
   pushDirective(directive: DirectiveInput, attachments?: Attachment[]): boolean;
+  /**
+   * Starts (or continues) the 200 answer on the event's own stream with these parts, while the
+   * request body may still be arriving; the responder's final reply (directives) completes it.
+   * False when the stream is gone.
+   */
+  answerEarly(directives: DirectiveInput[], attachments?: Attachment[]): boolean;
 }
 
 export type EventReply =
@@ -247,7 +261,7 @@ export class CicEmulator extends EventEmitter {
   /** Live connections by id. */
   readonly connections = new Map<number, EmulatorConnection>();
   /** Mutable at runtime. */
-  readonly config: { downchannelWindowMs: number; stopCaptureAfterBytes: number; replacedDownchannel: 'end' | 'rst' };
+  readonly config: { downchannelWindowMs: number; stopCaptureAfterBytes: number; stopCaptureOn: 'downchannel' | 'event'; replacedDownchannel: 'end' | 'rst' };
   readonly ca: string;
   port = 0;
 
@@ -293,6 +307,7 @@ export class CicEmulator extends EventEmitter {
     this.config = {
       downchannelWindowMs: options.downchannelWindowMs ?? DEFAULT_DOWNCHANNEL_WINDOW_MS,
       stopCaptureAfterBytes: options.stopCaptureAfterBytes ?? DEFAULT_STOP_CAPTURE_AFTER_BYTES,
+      stopCaptureOn: options.stopCaptureOn ?? 'downchannel',
       replacedDownchannel: options.replacedDownchannel ?? 'end',
     };
     this.responders.set('SpeechRecognizer.Recognize', (ctx) => this.recognizeSpeech(ctx));
@@ -529,6 +544,9 @@ export class CicEmulator extends EventEmitter {
   private onAccept(socket: net.Socket): void {
     this.counters.connectionsAccepted++;
     socket.on('error', () => {});
+    // As HTTP/2 servers do: with Nagle on, a small write waiting for the ACK of the previous one
+    // meets the client's delayed ACK and leaves up to 40 ms late.
+    socket.setNoDelay(true);
     if (this.stopped || this.closingOnAccept) {
       if (this.closingOnAccept) this.counters.connectionsClosedOnAccept++;
       socket.destroy();
@@ -786,6 +804,8 @@ export class CicEmulator extends EventEmitter {
     });
     bodyEnded.catch(() => {}); // responders that never await it must not leave a rejection unhandled
 
+    // An answer started before the body ended (answerEarly): its writer, the rest follows.
+    const early: EarlyAnswer = { writer: undefined };
     const fail = (status: number, why: string) => {
       if (failed) return;
       failed = true;
@@ -829,8 +849,9 @@ export class CicEmulator extends EventEmitter {
               return audioOpen;
             },
             pushDirective: (d, a) => this.pushDirective(d, a),
+            answerEarly: (d, a) => this.answerEarly(stream, early, record!, d, a),
           };
-          void this.answer(stream, ctx);
+          void this.answer(stream, ctx, early);
         }
         part = 'other';
       },
@@ -883,6 +904,7 @@ export class CicEmulator extends EventEmitter {
       audioBytes: audioBytes(),
       bodyComplete: false,
       stopCaptureSent: false,
+      audioBytesAtStopCapture: undefined,
       status: undefined,
       connectionId: conn.id,
       streamId: stream.id ?? 0,
@@ -895,7 +917,25 @@ export class CicEmulator extends EventEmitter {
     return record;
   }
 
-  private async answer(stream: http2.ServerHttp2Stream, ctx: EventContext): Promise<void> {
+  private answerEarly(stream: http2.ServerHttp2Stream, early: EarlyAnswer, e: EventRecord, directives: DirectiveInput[], attachments: Attachment[] = []): boolean {
+    if (stream.destroyed || stream.closed || (stream.headersSent && !early.writer)) return false;
+    let opening: Buffer[] = [];
+    if (!early.writer) {
+      early.writer = new MultipartWriter();
+      e.status = 200;
+      this.countStatus(200);
+      this.emit('response', { streamId: stream.id, status: 200 });
+      stream.respond({ ':status': 200, 'content-type': early.writer.contentType('related') });
+      opening = [early.writer.open()];
+    }
+    const w = early.writer;
+    const parts = directives.map((d) => w.part({ 'Content-Type': JSON_PART }, JSON.stringify(normalize(d))));
+    for (const a of attachments) parts.push(w.part(attachmentHeaders(a), a.data));
+    stream.write(Buffer.concat([...opening, ...parts]));
+    return true;
+  }
+
+  private async answer(stream: http2.ServerHttp2Stream, ctx: EventContext, early: EarlyAnswer): Promise<void> {
     const e = ctx.event;
     const responder = this.holdingEvents ? holdResponder : this.responders.get(`${e.namespace}.${e.name}`) ?? this.responders.get('*') ?? defaultResponder;
     let reply: EventReply;
@@ -909,7 +949,15 @@ export class CicEmulator extends EventEmitter {
       this.counters.eventsHeld++;
       return;
     }
-    if (stream.destroyed || stream.headersSent) return;
+    if (stream.destroyed) return;
+    if (early.writer) {
+      // An answer already under way can only go on with parts; anything else ends it as a server would: reset.
+      if (!('directives' in reply)) return void stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      this.answerEarly(stream, early, e, reply.directives, reply.attachments);
+      stream.end(early.writer.close());
+      return;
+    }
+    if (stream.headersSent) return;
     if ('directives' in reply) {
       const writer = new MultipartWriter();
       const parts = reply.directives.map((d) => writer.part({ 'Content-Type': JSON_PART }, JSON.stringify(normalize(d))));
@@ -936,11 +984,17 @@ export class CicEmulator extends EventEmitter {
     const threshold = this.config.stopCaptureAfterBytes;
     const n = await ctx.audio(threshold);
     if (n >= threshold && ctx.audioOpen) {
-      ctx.event.stopCaptureSent = ctx.pushDirective(directive('SpeechRecognizer', 'StopCapture', {}, ctx.event.dialogRequestId));
+      const stop = directive('SpeechRecognizer', 'StopCapture', {}, ctx.event.dialogRequestId);
+      ctx.event.audioBytesAtStopCapture = n;
+      ctx.event.stopCaptureSent = this.config.stopCaptureOn === 'event' ? ctx.answerEarly([stop]) : ctx.pushDirective(stop);
     }
     await ctx.bodyEnded;
     return speakReply(ctx.event.dialogRequestId);
   }
+}
+
+interface EarlyAnswer {
+  writer: MultipartWriter | undefined;
 }
 
 function attachmentHeaders(a: Attachment): Record<string, string> {

@@ -11,12 +11,16 @@
 //    writes is queued. freeze(false) delivers everything in order, so a client that has not
 //    given up yet finds its session intact;
 //  - inject() puts a hand-made frame into the server→client byte stream at the next frame
-//    boundary (for frames node:http2 will not send, such as GOAWAY with last-stream-id 0).
+//    boundary (for frames node:http2 will not send, such as GOAWAY with last-stream-id 0);
+//  - flow control is observable: DATA payload bytes sent per stream and the WINDOW_UPDATE
+//    increments the client granted per stream (0 = the connection).
 import { Duplex } from 'node:stream';
 
 const PREFACE_BYTES = 24;
 const FRAME_HEADER_BYTES = 9;
+const TYPE_DATA = 0x0;
 const TYPE_PING = 0x6;
+const TYPE_WINDOW_UPDATE = 0x8;
 const FLAG_ACK = 0x1;
 
 export interface RelayHooks {
@@ -36,12 +40,26 @@ export interface RelayStats {
   pingsDropped: number;
   /** Bytes node:http2 wrote while frozen, not yet delivered. */
   heldToClient: number;
+  /** DATA payload bytes (padding included) sent to the client, by stream id. */
+  dataToClient: Map<number, number>;
+  /** WINDOW_UPDATE increments from the client, by stream id (0: the connection window). */
+  windowUpdatesFromClient: Map<number, number>;
 }
 
 export class FrameRelay {
   /** The stream to hand to node:http2. */
   readonly inner: Duplex;
-  readonly stats: RelayStats = { bytesFromClient: 0, bytesToClient: 0, framesFromClient: 0, pingsDropped: 0, heldToClient: 0 };
+  readonly stats: RelayStats = {
+    bytesFromClient: 0,
+    bytesToClient: 0,
+    framesFromClient: 0,
+    pingsDropped: 0,
+    heldToClient: 0,
+    dataToClient: new Map(),
+    windowUpdatesFromClient: new Map(),
+  };
+  /** Sees every byte written to the client (plaintext HTTP/2, just before TLS), for timing probes. */
+  onToClient: ((bytes: Buffer) => void) | undefined;
 
   private readonly outer: Duplex;
   private readonly hooks: RelayHooks;
@@ -190,6 +208,10 @@ export class FrameRelay {
       this.stats.framesFromClient++;
       this.hooks.clientFrame?.(type, flags, streamId, len);
       const end = pos + FRAME_HEADER_BYTES + len;
+      if (type === TYPE_WINDOW_UPDATE && len === 4) {
+        const m = this.stats.windowUpdatesFromClient;
+        m.set(streamId, (m.get(streamId) ?? 0) + (buf.readUInt32BE(pos + FRAME_HEADER_BYTES) & 0x7fffffff));
+      }
       if (type === TYPE_PING && !(flags & FLAG_ACK)) {
         const payload = Buffer.from(buf.subarray(pos + FRAME_HEADER_BYTES, end));
         if (this.hooks.clientPing?.(payload)) {
@@ -253,6 +275,10 @@ export class FrameRelay {
       if (this.outHeadLen === FRAME_HEADER_BYTES) {
         this.outHeadLen = 0;
         this.outNeed = this.outHead.readUIntBE(0, 3);
+        if (this.outHead[3] === TYPE_DATA) {
+          const sid = this.outHead.readUInt32BE(5) & 0x7fffffff;
+          this.stats.dataToClient.set(sid, (this.stats.dataToClient.get(sid) ?? 0) + this.outNeed);
+        }
         if (this.outNeed === 0) return pos;
       }
     }
@@ -270,6 +296,7 @@ export class FrameRelay {
   private writeOut(bytes: Buffer): void {
     if (this.outer.destroyed || this.outer.writableEnded) return;
     this.stats.bytesToClient += bytes.length;
+    this.onToClient?.(bytes);
     this.outer.write(Buffer.from(bytes));
   }
 }

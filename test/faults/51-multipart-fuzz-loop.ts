@@ -11,14 +11,16 @@
 //     flipped, delimiters inserted, ranges cut or repeated) fed whole, in random slices and
 //     byte by byte must yield the same parts and the same error codes in the same order.
 //
-// Always: push()/end() never throw, every error is a CicError with a multipart code,
-// bufferedBytes stays within maxPartBytes + maxHeaderBytes + boundary + 4, and no delivered
-// body is larger than maxPartBytes.
+// Always: push()/end() never throw, every error is a CicError with a multipart code, the
+// streaming parser holds at most maxHeaderBytes + boundary + 4 bytes (never a body) and the
+// part collector at most maxPartBytes, no delivered body is larger than maxPartBytes, and the
+// parser's callbacks nest: start, data only inside a part, exactly one end per start.
 import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CicError } from '../../src/errors';
 import { MultipartParser, type MultipartPart } from '../../src/cic/multipart-parser';
+import { collectParts } from '../../src/cic/part-buffer';
 import { SAMPLES, seededRandom, splitAt } from '../support/multipart-corpus';
 
 const CODES = new Set(['CIC_MULTIPART', 'CIC_PART_TOO_LARGE']);
@@ -44,10 +46,12 @@ function digest(b: Buffer): string {
 /** Feeds `pieces` to a fresh parser; returns what it delivered, or throws a description of a broken invariant. */
 export function feed(c: CaseInput, pieces: Buffer[]): Outcome {
   const out: Outcome = { parts: [], errors: [], closed: false };
-  const p = new MultipartParser({
-    boundary: c.boundary,
+  const onError = (e: CicError) => {
+    if (!(e instanceof CicError) || !CODES.has(e.code)) throw new Error(`uncoded or unexpected error: ${String(e)}`);
+    out.errors.push(e.code);
+  };
+  const collector = collectParts({
     maxPartBytes: c.maxPartBytes,
-    maxHeaderBytes: c.maxHeaderBytes,
     onPart: (part: MultipartPart) => {
       if (part.body.length > c.maxPartBytes) throw new Error(`delivered a ${part.body.length}-byte body above maxPartBytes ${c.maxPartBytes}`);
       const o: Outcome['parts'][number] = { headers: { ...part.headers }, body: digest(part.body) };
@@ -56,17 +60,40 @@ export function feed(c: CaseInput, pieces: Buffer[]): Outcome {
       if (part.name !== undefined) o.name = part.name;
       out.parts.push(o);
     },
-    onError: (e: CicError) => {
-      if (!(e instanceof CicError) || !CODES.has(e.code)) throw new Error(`uncoded or unexpected error: ${String(e)}`);
-      out.errors.push(e.code);
-    },
+    onError,
   });
-  const bound = c.maxPartBytes + c.maxHeaderBytes + c.boundary.length + 4;
+  // Callback nesting, checked outside the parser's own guard (a throw there would be reported, not seen).
+  let open = false;
+  let broken: string | undefined;
+  const p = new MultipartParser({
+    boundary: c.boundary,
+    maxHeaderBytes: c.maxHeaderBytes,
+    onPartStart: (h) => {
+      if (open) broken ??= 'a part started inside another';
+      open = true;
+      collector.onPartStart(h);
+    },
+    onPartData: (chunk) => {
+      if (!open) broken ??= 'body bytes outside a part';
+      if (chunk.length === 0) broken ??= 'an empty body piece';
+      collector.onPartData(chunk);
+    },
+    onPartEnd: (err) => {
+      if (!open) broken ??= 'a part ended twice';
+      open = false;
+      collector.onPartEnd(err);
+    },
+    onError,
+  });
+  const parserBound = c.maxHeaderBytes + c.boundary.length + 4;
   for (const piece of pieces) {
     p.push(piece);
-    if (p.bufferedBytes > bound) throw new Error(`bufferedBytes ${p.bufferedBytes} > bound ${bound}`);
+    if (p.bufferedBytes > parserBound) throw new Error(`parser bufferedBytes ${p.bufferedBytes} > bound ${parserBound}`);
+    if (collector.bufferedBytes > c.maxPartBytes) throw new Error(`collector holds ${collector.bufferedBytes} > maxPartBytes ${c.maxPartBytes}`);
   }
   p.end();
+  if (open) broken ??= 'a part never ended';
+  if (broken) throw new Error(`callbacks out of order: ${broken}`);
   out.closed = p.closed;
   return out;
 }
