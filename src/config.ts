@@ -18,6 +18,8 @@
 //                                                            that accepts a request and never answers cannot hold it forever
 //   clientSecretFile    CIC_CLIENT_SECRET_FILE      —        a file (0600/0400) holding the client secret, e.g. a systemd
 //                                                            credential; keeps the secret out of a shared config file
+//   socketPath          CIC_SOCKET (--socket)       —        `run` serves the device socket here (Wyoming framing, 0660:
+//                                                            access by the socket's group); unset = stdin/stdout only
 //
 // Decisions:
 // - pingTimeoutMs defaults to 10 s and must stay below pingIntervalMs: a live link ACKs within
@@ -75,6 +77,7 @@ export interface Config {
   eventQueueMaxAgeMs: number;
   eventTimeoutMs: number;
   clientSecretFile?: string;
+  socketPath?: string;
 }
 
 export type ConfigKey = keyof Config;
@@ -138,6 +141,7 @@ export const CONFIG_KEYS: readonly ConfigKeyInfo[] = [
   { key: 'eventQueueMaxAgeMs', env: 'CIC_EVENT_QUEUE_MAX_AGE_MS', flag: 'event-queue-max-age-ms', type: 'integer', default: D.eventQueueMaxAgeMs, min: 100, max: 3_600_000, description: 'ms a waiting event may wait before it fails' },
   { key: 'eventTimeoutMs', env: 'CIC_EVENT_TIMEOUT_MS', flag: 'event-timeout-ms', type: 'integer', default: D.eventTimeoutMs, min: 1000, max: 3_600_000, description: 'ms an event exchange may move no byte before it fails' },
   { key: 'clientSecretFile', env: 'CIC_CLIENT_SECRET_FILE', flag: 'client-secret-file', type: 'file', description: 'file (0600) holding the client secret, instead of clientSecret' },
+  { key: 'socketPath', env: 'CIC_SOCKET', flag: 'socket', type: 'path', description: 'run: device socket (Unix, Wyoming framing, mode 0660) for local programs' },
 ];
 
 /** Every value flag the configuration understands, `config` included (without dashes). */

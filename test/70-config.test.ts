@@ -59,10 +59,13 @@ test('the contract names: file key, environment variable and kebab-case flag', (
     ['eventQueueMaxAgeMs', 'CIC_EVENT_QUEUE_MAX_AGE_MS', 'event-queue-max-age-ms'],
     ['eventTimeoutMs', 'CIC_EVENT_TIMEOUT_MS', 'event-timeout-ms'],
     ['clientSecretFile', 'CIC_CLIENT_SECRET_FILE', 'client-secret-file'],
+    // issue #14 names these: `run --socket PATH`, CIC_SOCKET
+    ['socketPath', 'CIC_SOCKET', 'socket'],
   ];
   assert.equal(CONFIG_KEYS.map((k) => [k.key, k.env, k.flag]), contract);
   for (const k of CONFIG_KEYS) {
-    assert.is(k.flag, k.key.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`), k.key);
+    const kebab = k.key.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`);
+    assert.is(k.flag, k.key === 'socketPath' ? 'socket' : kebab, k.key);
     assert.ok(k.description.length > 5, `${k.key} has a description`);
   }
   assert.equal([...CONFIG_FLAGS].sort(), ['config', ...contract.map((c) => c[2])].sort());
@@ -161,6 +164,7 @@ const BAD: Record<ConfigKey, [string, string]> = {
   eventQueueMaxAgeMs: ['99999999999', 'must be an integer between 100 and 3600000'],
   eventTimeoutMs: ['500', 'must be an integer between 1000 and 3600000'],
   clientSecretFile: [join(dir, 'no-such-secret'), `cannot read ${join(dir, 'no-such-secret')} (ENOENT)`],
+  socketPath: ['run/cic\n.sock', 'must be one line'],
 };
 
 test('every field: the message names the field and its source (env, flag, file)', () => {

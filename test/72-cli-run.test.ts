@@ -53,6 +53,16 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
   try {
     await rt.state('ready');
 
+    // stdout says when the runtime is connected: a state line on every change, and Clova.Hello
+    // (the directive that made it ready) printed like every other directive, after the ready line.
+    const readyLine = await rt.waitFor('out', (j) => j.state?.state === 'ready', 'the ready state line');
+    const helloLine = await rt.waitFor('out', (j) => j.directive?.header?.namespace === 'Clova' && j.directive?.header?.name === 'Hello', 'Clova.Hello on stdout');
+    assert.ok(rt.out.indexOf(readyLine) < rt.out.indexOf(helloLine), 'ready, then Hello');
+    assert.equal(rt.out.filter((l) => l.json.state).map((l) => l.json.state.state), ['connecting', 'ready']);
+    assert.equal(Object.keys(readyLine.json.state), ['state', 'loggedIn', 'deviceId', 'tokenExpiresAt', 'connectedSince', 'lastPingRttMs', 'reconnects', 'queuedEvents', 'version']);
+    assert.equal([readyLine.json.state.loggedIn, readyLine.json.state.deviceId, readyLine.json.state.reconnects], [true, 'run-test-device', 0]);
+    assert.match(readyLine.json.state.connectedSince, /^\d{4}-\d\d-\d\dT/);
+
     // An event round trip.
     rt.send({ namespace: 'System', name: 'SynchronizeState', payload: {} });
     const sent = await rt.waitFor('out', (j) => j.eventSent, 'eventSent');
@@ -77,6 +87,8 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     console.log(`frozen link detected after ${detectMs} ms (bound ${PING_INTERVAL_MS + PING_TIMEOUT_MS + 1000} ms)`);
     assert.is(down.json.code, 'H2_PING_TIMEOUT');
     assert.ok(detectMs <= PING_INTERVAL_MS + PING_TIMEOUT_MS + 1000, `detected after ${detectMs} ms`);
+    const downLine = await rt.waitFor('out', (j) => j.state?.state === 'reconnecting', 'the reconnecting state line');
+    assert.equal([downLine.json.state.code, downLine.json.state.connectedSince, downLine.json.state.reconnects], ['H2_PING_TIMEOUT', null, 1]);
 
     // Events written while the link is down wait, then go out exactly once.
     const before = cic.counters.eventsReceived;
@@ -87,6 +99,9 @@ test('run: directives out, events in, frozen link replaced, queued events once, 
     await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued2', 'Queued2 sent', outMark);
     await rt.waitFor('out', (j) => j.eventSent?.name === 'Queued1', 'Queued1 sent', outMark);
     assert.is(cic.counters.eventsReceived - before, 2, 'each queued event reached the server once');
+    // Back up: ready again, announced by a state line and a new Clova.Hello.
+    const upAgain = await rt.waitFor('out', (j) => j.state?.state === 'ready', 'ready again on stdout', rt.out.indexOf(downLine));
+    await rt.waitFor('out', (j) => j.directive?.header?.name === 'Hello', 'the new Hello', rt.out.indexOf(upAgain));
 
     // An event in flight when the link dies: reported failed, never resent.
     cic.holdEvents(true);

@@ -12,7 +12,7 @@ export const EXIT = {
 // CIC's own 401 is not here: the client refreshes and keeps trying (src/cic/unauthorized.ts);
 // only the auth server's invalid_grant or a missing token file means the device must pair again.
 const NOT_LOGGED_IN: ReadonlySet<ErrorCode> = new Set(['AUTH_NOT_LOGGED_IN', 'AUTH_INVALID_GRANT']);
-const USAGE: ReadonlySet<ErrorCode> = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_UNREADABLE', 'ERR_INVALID_ARGUMENT', 'AUTH_INVALID_CLIENT', 'STORE_PERMISSIONS', 'STORE_KEY']);
+const USAGE: ReadonlySet<ErrorCode> = new Set(['USAGE', 'CONFIG_INVALID', 'CONFIG_UNREADABLE', 'ERR_INVALID_ARGUMENT', 'AUTH_INVALID_CLIENT', 'STORE_PERMISSIONS', 'STORE_KEY', 'SOCKET_PATH_IN_USE', 'SOCKET_PATH_INVALID']);
 
 export function exitCodeFor(err: unknown): number {
   if (!isCicError(err)) return EXIT.RUNTIME;
