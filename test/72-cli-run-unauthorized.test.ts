@@ -4,12 +4,9 @@
 // auth server's invalid_grant) ends the process, with exit code 3 and AUTH_INVALID_GRANT.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AuthEmulator } from './emulator/auth-server';
 import { testPki } from './support/certs';
-import { buildBundle, runBundle, RuntimeProcess } from './support/runtime-process';
+import { buildBundle, pairedEnv, RuntimeProcess } from './support/runtime-process';
 import { startCicEmulator, type CicEmulator } from './emulator/cic-server';
 
 const pki = testPki();
@@ -23,21 +20,7 @@ test.before(async () => {
   auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
   await auth.start();
   cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
-  const dir = mkdtempSync(join(tmpdir(), 'cic-run-401-'));
-  env = {
-    PATH: process.env.PATH,
-    CIC_AUTH_URL: auth.url,
-    CIC_URL: cic.url,
-    CIC_CLIENT_ID: auth.clientId,
-    CIC_CLIENT_SECRET: auth.clientSecret,
-    CIC_DEVICE_ID: 'run-401-device',
-    CIC_USER_AGENT: 'Test/Runtime/1.0.0 (Linux;ci)',
-    CIC_TOKEN_FILE: join(dir, 'token'),
-    CIC_CA_FILE: pki.caPath,
-    CIC_LOG_LEVEL: 'info',
-  };
-  const login = await runBundle(['login', '--account-token', auth.addAccount()], env);
-  assert.is(login.code, 0, login.stderr);
+  ({ env } = await pairedEnv({ auth, cic, caPath: pki.caPath }, 'run-401-device'));
 });
 
 test.after(async () => {

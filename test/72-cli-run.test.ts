@@ -3,12 +3,9 @@
 // once after the reconnect, and an event in flight when the link dies is reported as failed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { AuthEmulator } from './emulator/auth-server';
 import { testPki } from './support/certs';
-import { buildBundle, runBundle, RuntimeProcess } from './support/runtime-process';
+import { buildBundle, pairedEnv, RuntimeProcess } from './support/runtime-process';
 import { directive, startCicEmulator, type CicEmulator } from './emulator/cic-server';
 
 const pki = testPki();
@@ -24,23 +21,7 @@ test.before(async () => {
   auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
   await auth.start();
   cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
-  const dir = mkdtempSync(join(tmpdir(), 'cic-run-'));
-  env = {
-    PATH: process.env.PATH,
-    CIC_AUTH_URL: auth.url,
-    CIC_URL: cic.url,
-    CIC_CLIENT_ID: auth.clientId,
-    CIC_CLIENT_SECRET: auth.clientSecret,
-    CIC_DEVICE_ID: 'run-test-device',
-    CIC_USER_AGENT: 'Test/Runtime/1.0.0 (Linux;ci)',
-    CIC_TOKEN_FILE: join(dir, 'token'),
-    CIC_CA_FILE: pki.caPath,
-    CIC_PING_INTERVAL_MS: String(PING_INTERVAL_MS),
-    CIC_PING_TIMEOUT_MS: String(PING_TIMEOUT_MS),
-    CIC_LOG_LEVEL: 'info',
-  };
-  const login = await runBundle(['login', '--account-token', auth.addAccount()], env);
-  assert.is(login.code, 0);
+  ({ env } = await pairedEnv({ auth, cic, caPath: pki.caPath }, 'run-test-device', { CIC_PING_INTERVAL_MS: String(PING_INTERVAL_MS), CIC_PING_TIMEOUT_MS: String(PING_TIMEOUT_MS) }));
 });
 
 test.after(async () => {

@@ -6,14 +6,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuthEmulator } from './emulator/auth-server';
 import { startCicEmulator, type CicEmulator } from './emulator/cic-server';
 import { testPki } from './support/certs';
-import { buildBundle, runBundle, RuntimeProcess } from './support/runtime-process';
+import { buildBundle, pairedEnv, runBundle, RuntimeProcess } from './support/runtime-process';
 import { SocketClient } from './support/socket-client';
 
 const pki = testPki();
@@ -27,21 +26,7 @@ test.before(async () => {
   auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
   await auth.start();
   cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
-  dir = mkdtempSync(join(tmpdir(), 'cic-listener-'));
-  env = {
-    PATH: process.env.PATH,
-    CIC_AUTH_URL: auth.url,
-    CIC_URL: cic.url,
-    CIC_CLIENT_ID: auth.clientId,
-    CIC_CLIENT_SECRET: auth.clientSecret,
-    CIC_DEVICE_ID: 'listener-device',
-    CIC_USER_AGENT: 'Test/Runtime/1.0.0 (Linux;ci)',
-    CIC_TOKEN_FILE: join(dir, 'token'),
-    CIC_CA_FILE: pki.caPath,
-    CIC_LOG_LEVEL: 'info',
-  };
-  const login = await runBundle(['login', '--account-token', auth.addAccount()], env);
-  assert.is(login.code, 0, login.stderr);
+  ({ env, dir } = await pairedEnv({ auth, cic, caPath: pki.caPath }, 'listener-device'));
 });
 
 test.after(async () => {

@@ -4,13 +4,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuthEmulator } from './emulator/auth-server';
 import { startCicEmulator, type CicEmulator } from './emulator/cic-server';
 import { testPki } from './support/certs';
-import { buildBundle, root, runBundle, RuntimeProcess } from './support/runtime-process';
+import { buildBundle, pairedEnv, root, RuntimeProcess } from './support/runtime-process';
 
 const pki = testPki();
 let auth: AuthEmulator;
@@ -35,21 +34,7 @@ test.before(async () => {
   auth = new AuthEmulator({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca });
   await auth.start();
   cic = await startCicEmulator({ cert: pki.server.cert, key: pki.server.key, validateToken: (t) => auth.isValidAccessToken(t) });
-  dir = mkdtempSync(join(tmpdir(), 'cic-wyoming-'));
-  env = {
-    PATH: process.env.PATH,
-    CIC_AUTH_URL: auth.url,
-    CIC_URL: cic.url,
-    CIC_CLIENT_ID: auth.clientId,
-    CIC_CLIENT_SECRET: auth.clientSecret,
-    CIC_DEVICE_ID: 'wyoming-device',
-    CIC_USER_AGENT: 'Test/Runtime/1.0.0 (Linux;ci)',
-    CIC_TOKEN_FILE: join(dir, 'token'),
-    CIC_CA_FILE: pki.caPath,
-    CIC_LOG_LEVEL: 'info',
-  };
-  const login = await runBundle(['login', '--account-token', auth.addAccount()], env);
-  assert.is(login.code, 0, login.stderr);
+  ({ env, dir } = await pairedEnv({ auth, cic, caPath: pki.caPath }, 'wyoming-device'));
 });
 
 test.after(async () => {

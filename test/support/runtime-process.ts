@@ -1,6 +1,8 @@
 // The release bundle run as a device runs it (`node dist/cic-runtime.js run`), with its JSON
 // lines collected: stdout (directives, event results) and stderr (log lines, state changes).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const root = process.env.CIC_TEST_ROOT ?? join(__dirname, '..', '..', '..', '..');
@@ -13,15 +15,44 @@ export async function buildBundle(): Promise<void> {
 }
 
 /** Runs a bundle command to its end: exit code and output. */
-export function runBundle(args: string[], env: NodeJS.ProcessEnv, bundle = bundlePath): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runBundle(args: string[], env: NodeJS.ProcessEnv, bundle = bundlePath, stdin?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bundle, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bundle, ...args], { env, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (stdin !== undefined) child.stdin!.end(stdin);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * The bundle's environment against an auth and a CIC emulator, with a token file in a fresh
+ * directory (`dir`), paired once through the bundle's own `login` (the account token on stdin).
+ */
+export async function pairedEnv(
+  emus: { auth: { url: string; clientId: string; clientSecret: string; addAccount(): string }; cic: { url: string }; caPath: string },
+  deviceId: string,
+  extra: NodeJS.ProcessEnv = {},
+): Promise<{ env: NodeJS.ProcessEnv; dir: string }> {
+  const dir = mkdtempSync(join(tmpdir(), `cic-${deviceId}-`));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    CIC_AUTH_URL: emus.auth.url,
+    CIC_URL: emus.cic.url,
+    CIC_CLIENT_ID: emus.auth.clientId,
+    CIC_CLIENT_SECRET: emus.auth.clientSecret,
+    CIC_DEVICE_ID: deviceId,
+    CIC_USER_AGENT: 'Test/Runtime/1.0.0 (Linux;ci)',
+    CIC_TOKEN_FILE: join(dir, 'token'),
+    CIC_CA_FILE: emus.caPath,
+    CIC_LOG_LEVEL: 'info',
+    ...extra,
+  };
+  const login = await runBundle(['login', '--account-token-file', '-'], env, bundlePath, `${emus.auth.addAccount()}\n`);
+  if (login.code !== 0) throw new Error(`login failed (${login.code}): ${login.stderr}`);
+  return { env, dir };
 }
 
 export interface Line {
