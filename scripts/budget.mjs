@@ -23,8 +23,8 @@ export const BUDGETS = {
  * bundle fits BUDGETS again or the budget is changed.
  */
 export const BUNDLE_CEILINGS = {
-  bundleBytes: 180 * KiB,
-  bundleGzipBytes: 60 * KiB,
+  bundleBytes: 176 * KiB,
+  bundleGzipBytes: 58 * KiB,
 };
 
 /** The layers of src/ (ARCHITECTURE.md), in the order the report prints them. */
@@ -35,7 +35,7 @@ export const LAYERS = [
   { name: 'service', budget: 28 * KiB, match: (p) => p.startsWith('src/service/'), what: 'the local socket API (Wyoming framing, sessions, hub)' },
   {
     name: 'cli',
-    budget: 46 * KiB,
+    budget: 42 * KiB,
     match: (p) => p.startsWith('src/cli') || p.startsWith('src/util/') || ['src/config.ts', 'src/errors.ts', 'src/log.ts', 'src/version.ts'].includes(p),
     what: 'command line, configuration, error table, logging, file and device-id helpers',
   },

@@ -6,104 +6,103 @@ import { redactText } from './util/secrets';
 interface CodeInfo {
   /** Whether the same work may succeed if tried again (on a new connection, later). */
   readonly retryable: boolean;
-  readonly summary: string;
 }
 
 export const ERROR_CODES = {
   // --- generic -------------------------------------------------------------------------
-  ERR_INVALID_ARGUMENT: { retryable: false, summary: 'an argument has the wrong type or value' },
-  ERR_CLOSED: { retryable: false, summary: 'the object was used after close()' },
-  ERR_TIMEOUT: { retryable: true, summary: 'an operation did not finish within its deadline' },
-  ERR_INTERNAL: { retryable: false, summary: 'an invariant of the runtime was broken' },
+  ERR_INVALID_ARGUMENT: { retryable: false }, // an argument has the wrong type or value
+  ERR_CLOSED: { retryable: false }, // the object was used after close()
+  ERR_TIMEOUT: { retryable: true }, // an operation did not finish within its deadline
+  ERR_INTERNAL: { retryable: false }, // an invariant of the runtime was broken
 
   // --- native addon --------------------------------------------------------------------
-  ADDON_NOT_FOUND: { retryable: false, summary: 'the native addon file could not be found or loaded' },
+  ADDON_NOT_FOUND: { retryable: false }, // the native addon file could not be found or loaded
 
   // --- HTTP/2 connection (src/h2) --------------------------------------------------------
-  H2_CONNECT_FAILED: { retryable: true, summary: 'the TCP connection could not be established' },
-  H2_CONNECT_TIMEOUT: { retryable: true, summary: 'connect, TLS handshake or the peer SETTINGS did not finish in time' },
-  H2_TLS_CERT: { retryable: false, summary: 'the server certificate was refused' },
-  H2_TLS_HOSTNAME: { retryable: false, summary: 'the server certificate does not match the host name' },
-  H2_TLS_CLOCK: { retryable: false, summary: 'the device clock is before the certificate start date (clock not set)' },
-  H2_TLS_EXPIRED: { retryable: false, summary: 'the server certificate has expired' },
-  H2_TLS_FAILED: { retryable: true, summary: 'the TLS handshake failed' },
-  H2_ALPN: { retryable: false, summary: 'the server did not agree to HTTP/2 (ALPN h2)' },
-  H2_PING_TIMEOUT: { retryable: true, summary: 'no PING ACK arrived before the deadline' },
-  H2_GOAWAY: { retryable: true, summary: 'the server sent GOAWAY; the stream was not processed' },
-  H2_GOAWAY_ERROR: { retryable: false, summary: 'the server sent GOAWAY with an error code' },
-  H2_STREAM_RESET: { retryable: false, summary: 'the stream was reset' },
-  H2_REFUSED_STREAM: { retryable: true, summary: 'the server refused the stream before processing it' },
-  H2_SOCKET_CLOSED: { retryable: true, summary: 'the socket closed before the response completed' },
-  H2_CONNECTION_CLOSED: { retryable: true, summary: 'the connection was closed locally' },
-  H2_PROTOCOL: { retryable: true, summary: 'the peer broke the HTTP/2 protocol; the session ended' },
-  H2_FLOOD: { retryable: true, summary: 'the peer flooded the session (control frames or unread output)' },
-  H2_HEADERS_TOO_LARGE: { retryable: false, summary: 'a response header list exceeded the configured limit' },
-  H2_BODY_TOO_LARGE: { retryable: false, summary: 'a response body exceeded the configured limit' },
-  H2_STREAM_LIMIT: { retryable: true, summary: 'no stream id or concurrent-stream slot is available' },
-  H2_BACKPRESSURE: { retryable: true, summary: 'the outbound queue is full' },
-  H2_SESSION: { retryable: false, summary: 'nghttp2 rejected a session operation' },
+  H2_CONNECT_FAILED: { retryable: true }, // the TCP connection could not be established
+  H2_CONNECT_TIMEOUT: { retryable: true }, // connect, TLS handshake or the peer SETTINGS did not finish in time
+  H2_TLS_CERT: { retryable: false }, // the server certificate was refused
+  H2_TLS_HOSTNAME: { retryable: false }, // the server certificate does not match the host name
+  H2_TLS_CLOCK: { retryable: false }, // the device clock is before the certificate start date (clock not set)
+  H2_TLS_EXPIRED: { retryable: false }, // the server certificate has expired
+  H2_TLS_FAILED: { retryable: true }, // the TLS handshake failed
+  H2_ALPN: { retryable: false }, // the server did not agree to HTTP/2 (ALPN h2)
+  H2_PING_TIMEOUT: { retryable: true }, // no PING ACK arrived before the deadline
+  H2_GOAWAY: { retryable: true }, // the server sent GOAWAY; the stream was not processed
+  H2_GOAWAY_ERROR: { retryable: false }, // the server sent GOAWAY with an error code
+  H2_STREAM_RESET: { retryable: false }, // the stream was reset
+  H2_REFUSED_STREAM: { retryable: true }, // the server refused the stream before processing it
+  H2_SOCKET_CLOSED: { retryable: true }, // the socket closed before the response completed
+  H2_CONNECTION_CLOSED: { retryable: true }, // the connection was closed locally
+  H2_PROTOCOL: { retryable: true }, // the peer broke the HTTP/2 protocol; the session ended
+  H2_FLOOD: { retryable: true }, // the peer flooded the session (control frames or unread output)
+  H2_HEADERS_TOO_LARGE: { retryable: false }, // a response header list exceeded the configured limit
+  H2_BODY_TOO_LARGE: { retryable: false }, // a response body exceeded the configured limit
+  H2_STREAM_LIMIT: { retryable: true }, // no stream id or concurrent-stream slot is available
+  H2_BACKPRESSURE: { retryable: true }, // the outbound queue is full
+  H2_SESSION: { retryable: false }, // nghttp2 rejected a session operation
 
   // --- auth (src/auth) ----------------------------------------------------------------
-  AUTH_STATE_MISMATCH: { retryable: false, summary: 'the authorize response state does not match the request (possible CSRF)' },
-  AUTH_TERMS_REQUIRED: { retryable: false, summary: 'the user must agree to the terms (HTTP 451)' },
-  AUTH_TERMS_DECLINED: { retryable: false, summary: 'the terms page redirected to clova://agreement-failure (declined or failed)' },
-  AUTH_INVALID_GRANT: { retryable: false, summary: 'the grant is dead; the device must be paired again' },
-  AUTH_INVALID_CLIENT: { retryable: false, summary: 'the client credentials were refused' },
-  AUTH_INVALID_REQUEST: { retryable: false, summary: 'the auth server refused the request' },
-  AUTH_UNAUTHORIZED: { retryable: false, summary: 'the account token was refused (HTTP 401)' },
-  AUTH_SERVER: { retryable: true, summary: 'the auth server failed (5xx)' },
-  AUTH_NETWORK: { retryable: true, summary: 'the auth server could not be reached' },
-  AUTH_TIMEOUT: { retryable: true, summary: 'the auth request timed out' },
-  AUTH_BAD_RESPONSE: { retryable: true, summary: 'the auth server answered with a malformed body' },
-  AUTH_NOT_LOGGED_IN: { retryable: false, summary: 'there is no stored token; log in first' },
+  AUTH_STATE_MISMATCH: { retryable: false }, // the authorize response state does not match the request (possible CSRF)
+  AUTH_TERMS_REQUIRED: { retryable: false }, // the user must agree to the terms (HTTP 451)
+  AUTH_TERMS_DECLINED: { retryable: false }, // the terms page redirected to clova://agreement-failure (declined or failed)
+  AUTH_INVALID_GRANT: { retryable: false }, // the grant is dead; the device must be paired again
+  AUTH_INVALID_CLIENT: { retryable: false }, // the client credentials were refused
+  AUTH_INVALID_REQUEST: { retryable: false }, // the auth server refused the request
+  AUTH_UNAUTHORIZED: { retryable: false }, // the account token was refused (HTTP 401)
+  AUTH_SERVER: { retryable: true }, // the auth server failed (5xx)
+  AUTH_NETWORK: { retryable: true }, // the auth server could not be reached
+  AUTH_TIMEOUT: { retryable: true }, // the auth request timed out
+  AUTH_BAD_RESPONSE: { retryable: true }, // the auth server answered with a malformed body
+  AUTH_NOT_LOGGED_IN: { retryable: false }, // there is no stored token; log in first
 
   // --- token store (src/auth/token-store) ---------------------------------------------
-  STORE_CORRUPT: { retryable: false, summary: 'the token file is corrupt and no good generation is left' },
-  STORE_FOREIGN: { retryable: false, summary: 'the token file is not a cic-runtime token file' },
-  STORE_WRITE_FAILED: { retryable: true, summary: 'the token file could not be written (disk full, I/O error, read-only)' },
-  STORE_READ_FAILED: { retryable: true, summary: 'the token file could not be read' },
-  STORE_KEY: { retryable: false, summary: 'the device key is missing, unreadable or does not open the sealed record' },
-  STORE_PERMISSIONS: { retryable: false, summary: 'the token file or its directory is readable by others' },
+  STORE_CORRUPT: { retryable: false }, // the token file is corrupt and no good generation is left
+  STORE_FOREIGN: { retryable: false }, // the token file is not a cic-runtime token file
+  STORE_WRITE_FAILED: { retryable: true }, // the token file could not be written (disk full, I/O error, read-only)
+  STORE_READ_FAILED: { retryable: true }, // the token file could not be read
+  STORE_KEY: { retryable: false }, // the device key is missing, unreadable or does not open the sealed record
+  STORE_PERMISSIONS: { retryable: false }, // the token file or its directory is readable by others
 
   // --- configuration / command line --------------------------------------------------
-  CONFIG_INVALID: { retryable: false, summary: 'the configuration is invalid' },
-  CONFIG_UNREADABLE: { retryable: false, summary: 'the configuration file could not be read or parsed' },
-  USAGE: { retryable: false, summary: 'the command line is invalid' },
+  CONFIG_INVALID: { retryable: false }, // the configuration is invalid
+  CONFIG_UNREADABLE: { retryable: false }, // the configuration file could not be read or parsed
+  USAGE: { retryable: false }, // the command line is invalid
 
   // --- CIC (src/cic) ------------------------------------------------------------------
-  CIC_UNAUTHORIZED: { retryable: true, summary: 'CIC refused the access token (HTTP 401) after a refresh; the client backs off and keeps trying' },
-  CIC_AUDIO_NOT_REPLAYABLE: { retryable: false, summary: 'CIC refused the token (HTTP 401) for an event whose live audio cannot be sent again; the token was refreshed' },
-  CIC_NO_DOWNCHANNEL: { retryable: true, summary: 'CIC has no downchannel on this connection (HTTP 412)' },
-  CIC_TOO_MANY_REQUESTS: { retryable: true, summary: 'CIC refused a second downchannel (HTTP 429)' },
-  CIC_BAD_REQUEST: { retryable: false, summary: 'CIC refused the request as malformed (HTTP 400)' },
-  CIC_SERVER: { retryable: true, summary: 'CIC failed (5xx)' },
-  CIC_HTTP_STATUS: { retryable: false, summary: 'CIC answered with an unexpected HTTP status' },
-  CIC_EXCEPTION: { retryable: false, summary: 'CIC sent a System.Exception directive' },
-  CIC_MULTIPART: { retryable: false, summary: 'a multipart body is malformed' },
-  CIC_PART_TOO_LARGE: { retryable: false, summary: 'a multipart part or its headers exceed the size limit' },
-  CIC_BAD_DIRECTIVE: { retryable: false, summary: 'a directive is not valid UTF-8 JSON of the expected shape' },
-  CIC_ATTACHMENT_STALLED: { retryable: false, summary: "an attachment's consumer took no byte for attachmentStallMs; its stream was destroyed and the rest discarded" },
-  CIC_QUEUE_FULL: { retryable: true, summary: 'the event queue is full' },
-  CIC_QUEUE_EXPIRED: { retryable: true, summary: 'an event waited in the queue longer than allowed' },
-  CIC_NOT_READY: { retryable: true, summary: 'the connection is not ready' },
-  CIC_EVENT_FAILED: { retryable: false, summary: 'the event was in flight when its connection died' },
-  CIC_STOPPED: { retryable: false, summary: 'the client was stopped' },
+  CIC_UNAUTHORIZED: { retryable: true }, // CIC refused the access token (HTTP 401) after a refresh; the client backs off and keeps trying
+  CIC_AUDIO_NOT_REPLAYABLE: { retryable: false }, // CIC refused the token (HTTP 401) for an event whose live audio cannot be sent again; the token was refreshed
+  CIC_NO_DOWNCHANNEL: { retryable: true }, // CIC has no downchannel on this connection (HTTP 412)
+  CIC_TOO_MANY_REQUESTS: { retryable: true }, // CIC refused a second downchannel (HTTP 429)
+  CIC_BAD_REQUEST: { retryable: false }, // CIC refused the request as malformed (HTTP 400)
+  CIC_SERVER: { retryable: true }, // CIC failed (5xx)
+  CIC_HTTP_STATUS: { retryable: false }, // CIC answered with an unexpected HTTP status
+  CIC_EXCEPTION: { retryable: false }, // CIC sent a System.Exception directive
+  CIC_MULTIPART: { retryable: false }, // a multipart body is malformed
+  CIC_PART_TOO_LARGE: { retryable: false }, // a multipart part or its headers exceed the size limit
+  CIC_BAD_DIRECTIVE: { retryable: false }, // a directive is not valid UTF-8 JSON of the expected shape
+  CIC_ATTACHMENT_STALLED: { retryable: false }, // an attachment's consumer took no byte for attachmentStallMs; its stream was destroyed and the rest discarded
+  CIC_QUEUE_FULL: { retryable: true }, // the event queue is full
+  CIC_QUEUE_EXPIRED: { retryable: true }, // an event waited in the queue longer than allowed
+  CIC_NOT_READY: { retryable: true }, // the connection is not ready
+  CIC_EVENT_FAILED: { retryable: false }, // the event was in flight when its connection died
+  CIC_STOPPED: { retryable: false }, // the client was stopped
 
   // --- device service: the local Unix socket (src/service) -----------------------------
-  SOCKET_PATH_IN_USE: { retryable: false, summary: 'the socket path is held by a running process (another runtime?)' },
-  SOCKET_PATH_INVALID: { retryable: false, summary: 'the socket path exists and is not a socket, or its directory is missing' },
-  SOCKET_LISTEN_FAILED: { retryable: false, summary: 'the Unix socket could not be created' },
-  SOCKET_BAD_FRAME: { retryable: false, summary: 'a frame is malformed: header or data not a JSON object, no type, bad lengths, or truncated' },
-  SOCKET_FRAME_TOO_LARGE: { retryable: false, summary: 'a frame exceeds the limit (header line plus data 64 KiB, payload 256 KiB)' },
-  SOCKET_UNKNOWN_TYPE: { retryable: false, summary: 'a message type the runtime does not handle' },
-  SOCKET_BAD_MESSAGE: { retryable: false, summary: 'a message of a known type has missing or invalid fields' },
-  SOCKET_TOO_MANY_CLIENTS: { retryable: true, summary: 'the socket already has the maximum number of clients' },
-  SOCKET_TOO_MANY_EVENTS: { retryable: true, summary: 'the client already has the maximum number of events in flight' },
-  SOCKET_FLOOD: { retryable: false, summary: 'the client sent messages faster than the allowed rate' },
-  SOCKET_SLOW_CLIENT: { retryable: false, summary: 'the client does not read what the runtime sends (queue over its limit or no progress)' },
-  SOCKET_AUDIO_STATE: { retryable: false, summary: 'an audio message without a live-audio event, or a second live-audio event at once' },
-  SOCKET_CLIENT_GONE: { retryable: false, summary: 'the socket client disconnected; its live-audio event was cancelled' },
-  SOCKET_NOT_READY: { retryable: true, summary: 'the runtime is waiting for login or closing and cannot send events' },
+  SOCKET_PATH_IN_USE: { retryable: false }, // the socket path is held by a running process (another runtime?)
+  SOCKET_PATH_INVALID: { retryable: false }, // the socket path exists and is not a socket, or its directory is missing
+  SOCKET_LISTEN_FAILED: { retryable: false }, // the Unix socket could not be created
+  SOCKET_BAD_FRAME: { retryable: false }, // a frame is malformed: header or data not a JSON object, no type, bad lengths, or truncated
+  SOCKET_FRAME_TOO_LARGE: { retryable: false }, // a frame exceeds the limit (header line plus data 64 KiB, payload 256 KiB)
+  SOCKET_UNKNOWN_TYPE: { retryable: false }, // a message type the runtime does not handle
+  SOCKET_BAD_MESSAGE: { retryable: false }, // a message of a known type has missing or invalid fields
+  SOCKET_TOO_MANY_CLIENTS: { retryable: true }, // the socket already has the maximum number of clients
+  SOCKET_TOO_MANY_EVENTS: { retryable: true }, // the client already has the maximum number of events in flight
+  SOCKET_FLOOD: { retryable: false }, // the client sent messages faster than the allowed rate
+  SOCKET_SLOW_CLIENT: { retryable: false }, // the client does not read what the runtime sends (queue over its limit or no progress)
+  SOCKET_AUDIO_STATE: { retryable: false }, // an audio message without a live-audio event, or a second live-audio event at once
+  SOCKET_CLIENT_GONE: { retryable: false }, // the socket client disconnected; its live-audio event was cancelled
+  SOCKET_NOT_READY: { retryable: true }, // the runtime is waiting for login or closing and cannot send events
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -122,7 +121,7 @@ export class CicError extends Error {
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
   constructor(code: ErrorCode, message?: string, options: CicErrorOptions = {}) {
-    super(redactText(message ?? ERROR_CODES[code].summary), options.cause === undefined ? undefined : { cause: options.cause });
+    super(redactText(message ?? code), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'CicError';
     this.code = code;
     this.retryable = options.retryable ?? ERROR_CODES[code].retryable;

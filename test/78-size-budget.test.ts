@@ -25,10 +25,10 @@ test('a file over its raw budget, or over its gzip budget, is reported; within b
   assert.equal(checkFile(zeros, { bytes: 10_000, gzipBytes: 100 }), []);
 });
 
-test('the budgets are the documented ones: bundle 140 KiB raw and 48 KiB gzip (ceiling 180 / 60 while missed), addon 400 KiB', async () => {
+test('the budgets are the documented ones: bundle 140 KiB raw and 48 KiB gzip (ceiling 176 / 58 while missed), addon 400 KiB', async () => {
   const { BUDGETS, BUNDLE_CEILINGS } = await load();
   assert.equal(BUDGETS, { bundleBytes: 140 * 1024, bundleGzipBytes: 48 * 1024, addonBytes: 400 * 1024 });
-  assert.equal(BUNDLE_CEILINGS, { bundleBytes: 180 * 1024, bundleGzipBytes: 60 * 1024 });
+  assert.equal(BUNDLE_CEILINGS, { bundleBytes: 176 * 1024, bundleGzipBytes: 58 * 1024 });
 });
 
 test('layer sizes add up to the output, and a source outside every layer is an error', async () => {
