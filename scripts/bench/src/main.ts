@@ -24,14 +24,18 @@ export const USAGE = `usage: node cic-runtime-bench.js [run] [options]
                        2nd and 3rd PING; --no-strace
   --seq-events N --conc-events N --concurrency C --warmup N --pings N --heap-events N
   --ping-interval-ms MS   keepalive PING interval of both contenders (default 60000)
-  --phases cold,load,idle,h2load   subset of the measurements
+  --phases cold,load,idle,h2load,service   subset of the measurements
+  --service-samples N  attachments timed in the service phase (default 50; --quick 10),
+                       --audio-chunks N (default 200; --quick 40), --transfer-mib N (10)
   --no-pin             no taskset pinning;  --no-h2load   skip h2load
   --keep-extra-ca      keep NODE_EXTRA_CA_CERTS for the contenders (default: removed for all)
   --client-exec "CMD ARGS"   run clients (and the bare node) with this instead of this node,
                        e.g. "qemu-aarch64-static /path/to/arm64/node"; --client-env K=V
   --timeout-scale N    multiply timeouts;  --cpu-prof DIR   --cpu-prof the load clients
   --label TEXT         free text for the report header
-  server --cert F --key F [--port P] [--host H]   the bench CIC server alone`;
+  server --cert F --key F [--port P] [--host H]   the bench CIC server alone
+  service --url https://H:P --ca-file F --socket PATH [--ping-interval-ms MS]
+                       the device service over a CicClient (what the service phase drives)`;
 
 function clientArgs(a: BenchArgs): ClientArgs {
   const need = (n: string) => {
@@ -73,6 +77,16 @@ async function main(argv: string[]): Promise<number> {
     const key = a.str('key');
     if (!cert || !key) throw new Error('server: --cert and --key are required');
     await serverMain({ cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8'), host: a.str('host'), port: a.num('port', 0) });
+    return -1;
+  }
+  if (cmd === 'service') {
+    const { serviceMain } = require('./service-main') as typeof import('./service-main');
+    const need = (n: string) => {
+      const v = a.str(n);
+      if (v === undefined) throw new Error(`service: --${n} is required`);
+      return v;
+    };
+    await serviceMain({ url: need('url'), caFile: need('ca-file'), socket: need('socket'), pingIntervalMs: a.num('ping-interval-ms', 60_000) });
     return -1;
   }
   if (cmd === 'run') {

@@ -15,6 +15,7 @@ import { h2loadVersion, runH2load, writeH2loadBody, type H2loadResult } from './
 import { benchPki } from './pki';
 import { idleRound, type IdleName, type IdleSample } from './idle';
 import { buildReport, type BenchRun } from './report';
+import { serviceRound, type ServiceSample } from './service-phase';
 import { killAll, start, type Child } from './spawn';
 
 export const KINDS: ContenderKind[] = ['runtime', 'baseline'];
@@ -37,6 +38,8 @@ export interface RepResult {
   load: Record<ContenderKind, LoadResult> | undefined;
   idle: Record<IdleName, IdleSample> | undefined;
   h2load: { sequential: H2loadResult; concurrent: H2loadResult } | undefined;
+  /** The device service between the bench server and a socket client (runtime only). */
+  service: ServiceSample | undefined;
   peakRssBytes: Record<ContenderKind, number>;
 }
 
@@ -62,9 +65,12 @@ export interface BenchOptions extends Workload {
   json: string | undefined;
   timeoutScale: number;
   label: string | undefined;
+  serviceSamples: number;
+  audioChunks: number;
+  transferBytes: number;
 }
 
-const PHASES = ['cold', 'load', 'idle', 'h2load'];
+const PHASES = ['cold', 'load', 'idle', 'h2load', 'service'];
 
 export function benchOptions(a: BenchArgs): BenchOptions {
   const quick = a.flag('quick');
@@ -108,6 +114,9 @@ export function benchOptions(a: BenchArgs): BenchOptions {
     json: a.str('json'),
     timeoutScale: a.num('timeout-scale', 1),
     label: a.str('label'),
+    serviceSamples: Math.max(1, Math.floor(a.num('service-samples', quick ? 10 : 50))),
+    audioChunks: Math.max(1, Math.floor(a.num('audio-chunks', quick ? 40 : 200))),
+    transferBytes: Math.floor(a.num('transfer-mib', 10) * 1024 * 1024),
   };
 }
 
@@ -192,6 +201,8 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
   const h2loadVer = o.h2load && o.phases.has('h2load') && !o.clientExec.length ? h2loadVersion() : undefined;
   const straceOk = o.strace && has('strace', ['-V']);
   const h2body = writeH2loadBody(tmp);
+  const serviceOk = o.phases.has('service') && !!pki.certFile && !!pki.keyFile;
+  if (o.phases.has('service') && !serviceOk) log('service phase skipped: it needs the local server\'s --cert and --key');
 
   const meta = {
     date: new Date().toISOString(),
@@ -227,6 +238,7 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
       straceSeconds: straceOk ? o.straceSeconds : 0,
       pingIntervalMs: o.pingIntervalMs,
       reps: o.reps,
+      service: serviceOk ? { attachmentsTimed: o.serviceSamples, audioChunks: o.audioChunks, audioChunkBytes: 640, transferBytes: o.transferBytes, slowRead: '20 ms pause every 256 KiB' } : undefined,
     },
     methods: {
       cpu: 'process.cpuUsage() (user + system, all threads) inside the client over the measured events, warm-up excluded',
@@ -234,6 +246,7 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
       cold: 'orchestrator: spawn() → the client\'s "hello" line on stdout (written when Clova.Hello arrived)',
       idle: '/proc/<pid>/status RssAnon/RssFile and smaps_rollup Pss at the end of the window; wakeups = schedstat run count and ctxt switches summed over all threads over a window between the 1st and 2nd keepalive PING; syscalls = strace -c -f between the 2nd and 3rd',
       ratio: 'per repetition runtime ÷ baseline (adjacent runs), then median and min–max',
+      service: 'a `service` process (device service over a CicClient) between an in-orchestrator bench server and an in-orchestrator Wyoming socket client, one performance.now() clock for both ends; first byte: server writes the first attachment body bytes (30 ms after the Speak directive) → first attachment-chunk payload byte read off the socket, median per rep; RSS: VmRSS of the service 0.5 s after Hello (idle), peak = VmHWM after a clear_refs reset while a 10 MiB attachment streams to a client pausing 20 ms every 256 KiB; audio: 640-byte audio-chunk written to the socket → the server\'s data event holding it, median per rep',
     },
     sizes: {
       bundle: fileSize(join(dist, 'cic-runtime.js')),
@@ -264,6 +277,7 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
       load: undefined,
       idle: undefined,
       h2load: undefined,
+      service: undefined,
       peakRssBytes: { runtime: 0, baseline: 0 },
     };
     const peak = (kind: ContenderKind, bytes: number) => (rep.peakRssBytes[kind] = Math.max(rep.peakRssBytes[kind], bytes || 0));
@@ -331,6 +345,13 @@ async function run(o: BenchOptions, bundle: string, dist: string, tmp: string): 
     }
 
     if (o.phases.has('idle')) rep.idle = await idleRound(o, r, clientCmd, node, pinTo, env, straceOk, scale, peak);
+    // Its own in-process server on loopback (one clock for both ends), also with --url.
+    if (serviceOk) {
+      rep.service = await serviceRound({
+        bundle, node: [...pinTo(1), ...node], env, tmp, cert: readFileSync(pki.certFile!, 'utf8'), key: readFileSync(pki.keyFile!, 'utf8'), caFile: pki.caFile,
+        samples: o.serviceSamples, audioChunks: o.audioChunks, transferBytes: o.transferBytes, timeoutScale: scale,
+      }, r);
+    }
     reps.push(rep);
     log(`rep ${r + 1}/${o.reps} done`);
   }

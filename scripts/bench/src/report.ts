@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { ContenderKind } from './contender';
 import type { RepResult } from './orchestrator';
-import { summarize, type Summary } from './stats';
+import { percentile, summarize, type Summary } from './stats';
 import { ratioChart } from './svg';
 
 export interface BenchRun {
@@ -13,7 +13,7 @@ export interface BenchRun {
 }
 
 type Get = (rep: RepResult) => number | undefined;
-type Target = { ratioMax: number; ref?: string } | { zero: true };
+type Target = { ratioMax: number; ref?: string } | { zero: true } | { max: number };
 
 interface MetricSpec {
   id: string;
@@ -29,6 +29,10 @@ interface MetricSpec {
 }
 
 const MiB = 1024 * 1024;
+
+/** The service phase has no node:http2 counterpart: runtime column only, medians of the rep's samples. */
+const svc = (f: (s: NonNullable<RepResult['service']>) => number) => (r: RepResult, k: ContenderKind) => (k === 'runtime' && r.service ? f(r.service) : undefined);
+const p50 = (xs: number[]) => percentile(xs, 50);
 
 const METRICS: MetricSpec[] = [
   { id: 'cold_system_ms', label: 'cold start → Clova.Hello, system CA store', unit: 'ms', get: (r, k) => r.cold.system[k]?.ms, bare: (r) => r.coldBare, ratio: true, target: { ratioMax: 0.75, ref: 'node:http2 77 ms' } },
@@ -69,6 +73,14 @@ const METRICS: MetricSpec[] = [
   { id: 'idle_settle_wakeups', label: 'wakeups from Hello to the window (GC, 1st PING)', unit: '', get: (r, k) => r.idle?.[k].settleActivity.runs, bare: (r) => r.idle?.bare.settleActivity.runs },
   { id: 'idle_ctx_switches', label: 'idle context switches between two PINGs', unit: '', get: (r, k) => r.idle?.[k].activity.ctxSwitches, bare: (r) => r.idle?.bare.activity.ctxSwitches },
   { id: 'idle_syscalls', label: 'idle syscalls between two PINGs (strace -c -f)', unit: '', get: (r, k) => r.idle?.[k].syscalls, bare: (r) => r.idle?.bare.syscalls, target: { zero: true } },
+  { id: 'service_first_byte_ms', label: 'service: attachment first byte on the wire → out of the socket, p50', unit: 'ms', get: svc((s) => p50(s.firstByteMs)), target: { max: 5 } },
+  { id: 'service_first_byte_p99_ms', label: 'service: attachment first byte on the wire → out of the socket, p99', unit: 'ms', get: svc((s) => percentile(s.firstByteMs, 99)) },
+  { id: 'service_rss_idle_mib', label: 'service: RSS idle (after Hello)', unit: 'MiB', div: MiB, get: svc((s) => s.rss.idle) },
+  { id: 'service_rss_peak_mib', label: 'service: peak RSS, 10 MiB attachment to a slow socket reader', unit: 'MiB', div: MiB, get: svc((s) => s.rss.peak) },
+  { id: 'service_rss_growth_mib', label: 'service: peak RSS − idle', unit: 'MiB', div: MiB, get: svc((s) => s.rss.peak - s.rss.idle), target: { max: 2 } },
+  { id: 'service_rss_growth_warm_mib', label: 'service: peak RSS − RSS after a 64 KiB warm-up attachment', unit: 'MiB', div: MiB, get: svc((s) => s.rss.peak - s.rss.beforeTransfer) },
+  { id: 'service_audio_ms', label: 'service: audio-chunk into the socket → DATA at the server, p50', unit: 'ms', get: svc((s) => p50(s.audioMs)) },
+  { id: 'service_audio_p99_ms', label: 'service: audio-chunk into the socket → DATA at the server, p99', unit: 'ms', get: svc((s) => percentile(s.audioMs, 99)) },
   { id: 'peak_rss_mib', label: 'peak RSS over the whole run', unit: 'MiB', div: MiB, get: (r, k) => r.peakRssBytes[k] || undefined, ratio: true, target: { ratioMax: 0.7, ref: 'node:http2 97 MB' } },
 ];
 
@@ -125,6 +137,10 @@ export function computeMetrics(reps: RepResult[]): MetricResult[] {
       res.target = `≤ ${m.target.ratioMax}×${m.target.ref ? ` [${m.target.ref}]` : ''}`;
       res.met = res.ratio.median <= m.target.ratioMax;
       res.verdict = res.met ? 'met' : `MISSED by ${(((res.ratio.median - m.target.ratioMax) / m.target.ratioMax) * 100).toFixed(0)} %`;
+    } else if (m.target && 'max' in m.target && runtime.values.length) {
+      res.target = `≤ ${m.target.max} ${m.unit} (runtime)`;
+      res.met = runtime.median <= m.target.max;
+      res.verdict = res.met ? 'met' : `MISSED (${fmt(runtime.median)})`;
     } else if (m.target && 'zero' in m.target && runtime.values.length) {
       res.target = '0 (runtime)';
       res.met = runtime.max === 0;
