@@ -26,7 +26,7 @@
 //   scripts/docker-cross-check.mjs runs this path end to end on a machine without Docker.
 //
 // Each target builds in its own scratch project, build/cross/<target>/, holding a copy of
-// binding.gyp and scripts/nghttp2.sh, links to native/ and node_modules/, and a copy of the
+// binding.gyp and scripts/nghttp2.sh (with the debian-mirror.sh it sources), links to native/ and node_modules/, and a copy of the
 // prepared nghttp2 tree (CIC_NGHTTP2_SRC). node-gyp always writes into ./build of the directory
 // it runs in, so the host's build/Release/cic_h2.node is never touched. The copy of the tree
 // (rather than a link) keeps gyp's source paths inside the scratch project: scripts/nghttp2.sh
@@ -196,6 +196,7 @@ function scratchProject(target, tree, clean) {
   mkdirSync(join(dir, 'scripts'), { recursive: true });
   copyIfChanged(join(root, 'binding.gyp'), join(dir, 'binding.gyp'));
   copyIfChanged(join(root, 'scripts/nghttp2.sh'), join(dir, 'scripts/nghttp2.sh'));
+  copyIfChanged(join(root, 'scripts/debian-mirror.sh'), join(dir, 'scripts/debian-mirror.sh')); // sourced by nghttp2.sh
   linkTo(join(root, 'native'), join(dir, 'native'));
   linkTo(join(root, 'node_modules'), join(dir, 'node_modules'));
   // The tree is copied with its timestamps, so make sees no change between runs; the stamp

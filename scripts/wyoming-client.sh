@@ -25,17 +25,7 @@ pythonpath=$tree/usr/lib/python3/dist-packages
 say() { echo "wyoming: $*" >&2; }
 die() { echo "wyoming: error: $*" >&2; exit 1; }
 
-# The first configured Debian archive URI (not the security one), from either apt format.
-configured_mirror() {
-  local files=() f
-  [ -f /etc/apt/sources.list ] && files+=(/etc/apt/sources.list)
-  for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] && files+=("$f")
-  done
-  [ ${#files[@]} -gt 0 ] || return 1
-  grep -hoE '(https?://[^ ]+/debian)/?( |$)' "${files[@]}" 2>/dev/null \
-    | sed -E 's#/?[[:space:]]*$##' | grep -v -- '-security' | head -n1
-}
+. "$root/scripts/debian-mirror.sh"
 
 unpack() {
   local deb=$1 version
